@@ -1,0 +1,5 @@
+#include "config.h"
+
+#include "relais-error.h"
+
+G_DEFINE_QUARK (relais-vault-error-quark, relais_vault_error)
