@@ -1,3 +1,5 @@
+#define G_LOG_DOMAIN "relais-csv"
+
 #include "config.h"
 
 #include "relais-csv.h"

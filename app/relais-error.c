@@ -1,3 +1,5 @@
+#define G_LOG_DOMAIN "relais-error"
+
 #include "config.h"
 
 #include "relais-error.h"

@@ -1,3 +1,5 @@
+#define G_LOG_DOMAIN "relais-person"
+
 #include "config.h"
 
 #include "relais-person.h"

@@ -1,3 +1,5 @@
+#define G_LOG_DOMAIN "relais-schema"
+
 #include "config.h"
 
 #include "relais-schema.h"

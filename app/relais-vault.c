@@ -1,3 +1,5 @@
+#define G_LOG_DOMAIN "relais-vault"
+
 #include "config.h"
 
 #include "relais-vault.h"

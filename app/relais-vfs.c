@@ -1,3 +1,5 @@
+#define G_LOG_DOMAIN "relais-vfs"
+
 #include "config.h"
 
 #include "relais-vfs.h"
