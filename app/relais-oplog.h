@@ -32,6 +32,11 @@ void      relais_op_free          (RelaisOp *op);
 RelaisOp *relais_op_copy          (const RelaisOp *op);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (RelaisOp, relais_op_free)
 
+/* A new id for an operation or a record (a dossier, a note…): a random
+ * UUID whose leading bits are the time (version 7), so that ids made in a
+ * row are neighbours in the indexes. */
+char     *relais_oplog_new_id     (void);
+
 /* Records a local write.  Inside a transaction (relais_vault_begin()).
  * Does nothing and returns TRUE when @value equals the current winning value
  * and there is no conflict on the field. */
@@ -42,6 +47,21 @@ gboolean  relais_oplog_write      (RelaisVault  *vault,
                                    const char   *field,
                                    const char   *value,
                                    GError      **error);
+
+/* Records several fields of one record at once, skipping those whose value
+ * would not change, and updates the record's projection row once.
+ * @new_record: @entity_id was just made with relais_oplog_new_id() and
+ * has no operation yet (NULL values are then left out).  Inside a
+ * transaction. */
+gboolean  relais_oplog_write_fields (RelaisVault        *vault,
+                                     const char         *dossier,
+                                     const char         *entity,
+                                     const char         *entity_id,
+                                     gboolean            new_record,
+                                     guint               n_fields,
+                                     const char * const *fields,
+                                     const char * const *values,
+                                     GError            **error);
 
 /* Applies an operation made elsewhere.  Idempotent: applying an operation
  * that is already in the log changes nothing and sets *@out_new to FALSE.
@@ -77,12 +97,35 @@ GPtrArray *relais_oplog_conflicts (RelaisVault  *vault,
                                    GError      **error);
 
 /* Records a person's choice: a new operation with @value whose parents are
- * every head of the field, so the conflict is closed everywhere. */
+ * every head of the field, so the conflict is closed everywhere.  Opens its
+ * own transaction when none is open.  Fails with NOT_FOUND when the field
+ * has never been written. */
 gboolean  relais_oplog_resolve    (RelaisVault  *vault,
                                    const char   *entity,
                                    const char   *entity_id,
                                    const char   *field,
                                    const char   *value,
                                    GError      **error);
+
+/* Statement cache of the core, one per connection: returns a prepared
+ * statement for @sql, ready to bind (reset, no bindings).  The cache owns
+ * it: never finalize it; reset it when done (g_auto(RelaisStmt) does), or a
+ * SELECT left mid-way keeps its read snapshot open.  Do not use the same
+ * SQL text in two places at once (nested loops): they share one statement. */
+sqlite3_stmt *relais_oplog_prepare (RelaisVault  *vault,
+                                    const char   *sql,
+                                    GError      **error);
+
+/* Finalizes every statement cached for @db and forgets it.  The vault calls
+ * it in relais_vault_close() before it finalizes any remaining statement and
+ * closes the connection: afterwards the cache holds nothing for @db, even
+ * if a later connection gets the same address. */
+void      relais_oplog_forget_db  (sqlite3      *db);
+
+/* A cached statement that resets itself (and drops its bindings, which may
+ * hold personal data) when it goes out of scope. */
+typedef sqlite3_stmt *RelaisStmt;
+void      relais_stmt_release     (sqlite3_stmt *stmt);
+G_DEFINE_AUTO_CLEANUP_FREE_FUNC (RelaisStmt, relais_stmt_release, NULL)
 
 G_END_DECLS

@@ -2,12 +2,139 @@
 
 #include "config.h"
 
+#include <glib/gi18n.h>
+
 #include "relais-schema.h"
 #include "relais-error.h"
+#include "relais-vault.h"   /* sqlite3_stmt autoptr */
+
+/* The migration ladder: entry N brings a database from user_version N to
+ * N + 1.  Entries are never edited once released; a change is a new entry,
+ * so every vault in the field climbs the same steps. */
+static const char * const migrations[] = {
+  /* 0 → 1 */
+  /* Small key/value settings of the vault itself (device_id, author, hlc). */
+  "CREATE TABLE meta ("
+  "  key   TEXT PRIMARY KEY NOT NULL,"
+  "  value"
+  ") WITHOUT ROWID;"
+
+  /* The op log.  seq is this vault's storage order (what sync pages
+   * through); id is the author's UUID, the same on every replica.  head is
+   * a cache of "no stored op lists me as a parent", kept so the winner of a
+   * field is one indexed lookup. */
+  "CREATE TABLE op ("
+  "  seq       INTEGER PRIMARY KEY,"
+  "  id        TEXT NOT NULL UNIQUE,"
+  "  dossier   TEXT NOT NULL,"
+  "  entity    TEXT NOT NULL,"
+  "  entity_id TEXT NOT NULL,"
+  "  field     TEXT NOT NULL,"
+  "  value     TEXT,"
+  "  hlc       INTEGER NOT NULL,"
+  "  author    TEXT NOT NULL,"
+  "  device    TEXT NOT NULL,"
+  "  parents   TEXT,"
+  "  head      INTEGER NOT NULL"
+  ");"
+  "CREATE INDEX op_head ON op (entity, entity_id, field, hlc DESC, device DESC)"
+  "  WHERE head;"
+
+  /* Every id some op names as a parent, known or not yet arrived: an op
+   * that arrives after its child must not become a head. */
+  "CREATE TABLE superseded ("
+  "  op_id TEXT PRIMARY KEY NOT NULL"
+  ") WITHOUT ROWID;"
+
+  /* Fields that have more than one head right now; derived from the op log
+   * like the projections, so listing a dossier's conflicts is a lookup. */
+  "CREATE TABLE conflict ("
+  "  entity    TEXT NOT NULL,"
+  "  entity_id TEXT NOT NULL,"
+  "  field     TEXT NOT NULL,"
+  "  dossier   TEXT NOT NULL,"
+  "  PRIMARY KEY (entity, entity_id, field)"
+  ") WITHOUT ROWID;"
+  "CREATE INDEX conflict_dossier ON conflict (dossier);"
+
+  /* Projection of entity "person".  The fold_* columns are computed in C
+   * (relais_fold() is not an SQL function, so that the database stays
+   * readable by any connection); identity_key is derived from them in SQL so
+   * it can never disagree with them. */
+  "CREATE TABLE person ("
+  "  id          TEXT PRIMARY KEY NOT NULL,"
+  "  last_name   TEXT,"
+  "  first_name  TEXT,"
+  "  birth_date  TEXT,"
+  "  phone       TEXT,"
+  "  email       TEXT,"
+  "  postal_code TEXT,"
+  "  city        TEXT,"
+  "  fold_last   TEXT,"
+  "  fold_first  TEXT,"
+  "  identity_key TEXT GENERATED ALWAYS AS"
+  "    (fold_last || '|' || fold_first || '|' || birth_date) VIRTUAL,"
+  "  updated_hlc INTEGER NOT NULL DEFAULT 0"
+  ");"
+  "CREATE INDEX person_identity ON person (identity_key);"
+  "CREATE INDEX person_order ON person (fold_last, fold_first, birth_date, id);",
+};
+
+#define RELAIS_SCHEMA_VERSION ((int) G_N_ELEMENTS (migrations))
+
+static gboolean
+set_error_from_db (sqlite3     *db,
+                   const char  *what,
+                   GError     **error)
+{
+  /* The vault turns SQLite codes into messages for people; here the
+   * connection has no vault yet, and schema errors mean a broken build or a
+   * damaged file, so the SQLite message (never personal data: it names
+   * tables and columns) is what helps. */
+  g_set_error (error, RELAIS_VAULT_ERROR, RELAIS_VAULT_ERROR_FAILED,
+               "%s: %s", what, sqlite3_errmsg (db));
+  return FALSE;
+}
 
 gboolean
-relais_schema_migrate (sqlite3 *db, GError **error)
+relais_schema_migrate (sqlite3  *db,
+                       GError  **error)
 {
-  g_set_error_literal (error, RELAIS_VAULT_ERROR, RELAIS_VAULT_ERROR_FAILED, "not implemented");
-  return FALSE;
+  g_autoptr(sqlite3_stmt) stmt = NULL;
+  int version;
+
+  g_return_val_if_fail (db != NULL, FALSE);
+
+  if (sqlite3_prepare_v2 (db, "PRAGMA user_version", -1, &stmt, NULL) != SQLITE_OK)
+    return set_error_from_db (db, "Could not read the vault's version", error);
+  if (sqlite3_step (stmt) != SQLITE_ROW)
+    return set_error_from_db (db, "Could not read the vault's version", error);
+  version = sqlite3_column_int (stmt, 0);
+  g_clear_pointer (&stmt, sqlite3_finalize);
+
+  if (version > RELAIS_SCHEMA_VERSION)
+    {
+      g_set_error (error, RELAIS_VAULT_ERROR, RELAIS_VAULT_ERROR_FAILED,
+                   _("This vault was made by a newer version of Relais (data version %d); "
+                     "update Relais to open it."),
+                   version);
+      return FALSE;
+    }
+
+  for (; version < RELAIS_SCHEMA_VERSION; version++)
+    {
+      g_autofree char *bump = NULL;
+
+      if (sqlite3_exec (db, migrations[version], NULL, NULL, NULL) != SQLITE_OK)
+        return set_error_from_db (db, "Could not upgrade the vault", error);
+
+      /* PRAGMA takes no bound parameters; the number is ours. */
+      bump = g_strdup_printf ("PRAGMA user_version = %d", version + 1);
+      if (sqlite3_exec (db, bump, NULL, NULL, NULL) != SQLITE_OK)
+        return set_error_from_db (db, "Could not upgrade the vault", error);
+
+      g_debug ("Vault schema upgraded to version %d", version + 1);
+    }
+
+  return TRUE;
 }
