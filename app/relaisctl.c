@@ -1,9 +1,788 @@
+#define G_LOG_DOMAIN "relaisctl"
+
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <locale.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <termios.h>
+#include <unistd.h>
+
 #include <glib.h>
+#include <glib/gi18n.h>
+#include <json-glib/json-glib.h>
+
+#include "relais-import.h"
+#include "relais-person.h"
+#include "relais-vault.h"
+
+/*
+ * relaisctl: the vault from the shell.  Exit status 0 on success, 1 on a
+ * refusal or bad input with one clear line on stderr.  Messages never
+ * contain personal data: values go to stdout only when asked for.
+ */
+
+#define PASSPHRASE_MAX 1024
+
+typedef struct {
+  char     *vault_dir;
+  char     *passphrase_file;
+} Globals;
+
+static Globals globals;
+
+static GOptionEntry global_entries[] = {
+  { "vault", 0, 0, G_OPTION_ARG_FILENAME, &globals.vault_dir,
+    "Vault directory (default: $XDG_DATA_HOME/relais)", "DIR" },
+  { "passphrase-file", 0, 0, G_OPTION_ARG_FILENAME, &globals.passphrase_file,
+    "Read the passphrase from the first line of FILE", "FILE" },
+  { NULL }
+};
+
+static int
+fail (const char *format,
+      ...) G_GNUC_PRINTF (1, 2);
+
+static int
+fail (const char *format,
+      ...)
+{
+  va_list args;
+  g_autofree char *message = NULL;
+
+  va_start (args, format);
+  message = g_strdup_vprintf (format, args);
+  va_end (args);
+
+  /* One line: the first line of the message, the rest (e.g. bad CSV rows)
+   * follows indented. */
+  g_printerr ("relaisctl: %s\n", message);
+  return 1;
+}
+
+static int
+fail_error (GError *error)
+{
+  return fail ("%s", error->message);
+}
+
+static const char *
+vault_dir (void)
+{
+  static char *fallback;
+
+  if (globals.vault_dir != NULL)
+    return globals.vault_dir;
+  if (fallback == NULL)
+    fallback = relais_vault_default_dir ();
+  return fallback;
+}
+
+/* Secrets */
+
+typedef struct {
+  char *text;   /* sodium_malloc, NUL-terminated */
+} Secret;
+
+static Secret *
+secret_new (void)
+{
+  Secret *secret = g_new0 (Secret, 1);
+
+  secret->text = sodium_malloc (PASSPHRASE_MAX + 1);
+  g_assert (secret->text != NULL);
+  secret->text[0] = '\0';
+  return secret;
+}
+
+static void
+secret_free (Secret *secret)
+{
+  if (secret == NULL)
+    return;
+  sodium_free (secret->text);
+  g_free (secret);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Secret, secret_free)
+
+static void
+chomp (char *text)
+{
+  gsize len = strlen (text);
+
+  while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+    text[--len] = '\0';
+}
+
+/* Takes a secret from the environment and wipes it there, so that it does
+ * not linger in this process's memory or reach its children. */
+static gboolean
+secret_from_env (Secret     *secret,
+                 const char *name)
+{
+  char *value = getenv (name);
+  gsize len;
+
+  if (value == NULL)
+    return FALSE;
+  len = strlen (value);
+  g_strlcpy (secret->text, value, PASSPHRASE_MAX + 1);
+  sodium_memzero (value, len);
+  unsetenv (name);
+  return TRUE;
+}
+
+static gboolean
+secret_from_file (Secret      *secret,
+                  const char  *path,
+                  GError     **error)
+{
+  FILE *file = fopen (path, "re");
+  gboolean ok;
+
+  if (file == NULL)
+    {
+      g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (errno),
+                   "Could not read the passphrase file %s: %s", path, g_strerror (errno));
+      return FALSE;
+    }
+  setvbuf (file, NULL, _IONBF, 0);
+  ok = fgets (secret->text, PASSPHRASE_MAX + 1, file) != NULL;
+  fclose (file);
+  if (!ok)
+    {
+      g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
+                   "The passphrase file %s is empty", path);
+      return FALSE;
+    }
+  chomp (secret->text);
+  return TRUE;
+}
+
+/* Asks on the terminal without echo. */
+static gboolean
+secret_from_prompt (Secret      *secret,
+                    const char  *prompt,
+                    GError     **error)
+{
+  struct termios saved, quiet;
+  FILE *tty = fopen ("/dev/tty", "r+e");
+  gboolean ok;
+
+  if (tty == NULL)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                           "No passphrase: set RELAIS_PASSPHRASE, use --passphrase-file, or run in a terminal");
+      return FALSE;
+    }
+  setvbuf (tty, NULL, _IONBF, 0);
+  fputs (prompt, tty);
+  tcgetattr (fileno (tty), &saved);
+  quiet = saved;
+  quiet.c_lflag &= ~(tcflag_t) ECHO;
+  quiet.c_lflag |= ECHONL;
+  tcsetattr (fileno (tty), TCSAFLUSH, &quiet);
+  ok = fgets (secret->text, PASSPHRASE_MAX + 1, tty) != NULL;
+  tcsetattr (fileno (tty), TCSAFLUSH, &saved);
+  fclose (tty);
+  if (!ok)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_CANCELLED, "No passphrase given");
+      return FALSE;
+    }
+  chomp (secret->text);
+  return TRUE;
+}
+
+static Secret *
+get_passphrase (gboolean   twice,
+                GError   **error)
+{
+  g_autoptr(Secret) secret = secret_new ();
+
+  if (globals.passphrase_file != NULL)
+    {
+      if (!secret_from_file (secret, globals.passphrase_file, error))
+        return NULL;
+    }
+  else if (!secret_from_env (secret, "RELAIS_PASSPHRASE"))
+    {
+      if (!secret_from_prompt (secret, twice ? "New passphrase: " : "Passphrase: ", error))
+        return NULL;
+      if (twice)
+        {
+          g_autoptr(Secret) again = secret_new ();
+
+          if (!secret_from_prompt (again, "Passphrase again: ", error))
+            return NULL;
+          if (strcmp (secret->text, again->text) != 0)
+            {
+              g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                                   "The two passphrases differ");
+              return NULL;
+            }
+        }
+    }
+
+  if (secret->text[0] == '\0')
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "The passphrase is empty");
+      return NULL;
+    }
+  return g_steal_pointer (&secret);
+}
+
+static RelaisVault *
+open_vault (GError **error)
+{
+  g_autoptr(Secret) passphrase = get_passphrase (FALSE, error);
+
+  if (passphrase == NULL)
+    return NULL;
+  return relais_vault_open (vault_dir (), passphrase->text, NULL, error);
+}
+
+/* Options */
+
+static gboolean
+parse_options (int           *argc,
+               char        ***argv,
+               const char    *usage,
+               const char    *summary,
+               GOptionEntry  *entries,
+               GError       **error)
+{
+  g_autoptr(GOptionContext) context = g_option_context_new (usage);
+
+  g_option_context_set_summary (context, summary);
+  g_option_context_add_main_entries (context, global_entries, NULL);
+  if (entries != NULL)
+    g_option_context_add_main_entries (context, entries, NULL);
+  return g_option_context_parse (context, argc, argv, error);
+}
+
+/* Commands */
+
+static int
+cmd_init (int argc, char **argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(Secret) passphrase = NULL;
+  g_autofree char *recovery = NULL;
+  RelaisKdfParams test_kdf;
+  RelaisVaultOptions options = { 0 };
+  RelaisVault *vault;
+
+  if (!parse_options (&argc, &argv, "", "Create a vault and print its recovery key once.", NULL, &error))
+    return fail_error (error);
+  if (argc != 1)
+    return fail ("init takes no argument");
+
+  /* Only for test suites that create hundreds of vaults: a weak KDF must
+   * never protect real data, so it is loud about it. */
+  if (g_strcmp0 (g_getenv ("RELAIS_TEST_FAST_KDF"), "1") == 0)
+    {
+      relais_kdf_params_insecure_for_tests (&test_kdf);
+      options.kdf = &test_kdf;
+    }
+
+  passphrase = get_passphrase (TRUE, &error);
+  if (passphrase == NULL)
+    return fail_error (error);
+
+  vault = relais_vault_create (vault_dir (), passphrase->text, &options, &recovery, &error);
+  if (vault == NULL)
+    return fail_error (error);
+  relais_vault_close (vault);
+
+  if (options.kdf != NULL)
+    g_printerr ("relaisctl: warning: weak key derivation (RELAIS_TEST_FAST_KDF): for tests only\n");
+  g_printerr ("Vault created in %s.\n"
+              "Recovery key — write it down now and keep it apart from this computer; "
+              "it opens the vault if the passphrase is lost, and it will not be shown again:\n",
+              vault_dir ());
+  g_print ("%s\n", recovery);
+  sodium_memzero (recovery, strlen (recovery));
+  return 0;
+}
+
+static int
+cmd_passwd (int argc, char **argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(Secret) fresh = secret_new ();
+  gboolean use_recovery = FALSE;
+  RelaisVault *vault = NULL;
+  GOptionEntry entries[] = {
+    { "recovery-key", 0, 0, G_OPTION_ARG_NONE, &use_recovery,
+      "Unlock with the recovery key (from RELAIS_RECOVERY_KEY or a prompt) instead of the passphrase", NULL },
+    { NULL }
+  };
+
+  if (!parse_options (&argc, &argv, "", "Change the vault's passphrase (the database is not rewritten).", entries, &error))
+    return fail_error (error);
+  if (argc != 1)
+    return fail ("passwd takes no argument");
+
+  if (use_recovery)
+    {
+      g_autoptr(Secret) key = secret_new ();
+
+      if (!secret_from_env (key, "RELAIS_RECOVERY_KEY") &&
+          !secret_from_prompt (key, "Recovery key: ", &error))
+        return fail_error (error);
+      vault = relais_vault_open_recovery (vault_dir (), key->text, NULL, &error);
+    }
+  else
+    vault = open_vault (&error);
+  if (vault == NULL)
+    return fail_error (error);
+
+  if (!secret_from_env (fresh, "RELAIS_NEW_PASSPHRASE"))
+    {
+      g_autoptr(Secret) again = secret_new ();
+
+      if (!secret_from_prompt (fresh, "New passphrase: ", &error) ||
+          !secret_from_prompt (again, "New passphrase again: ", &error))
+        {
+          relais_vault_close (vault);
+          return fail_error (error);
+        }
+      if (strcmp (fresh->text, again->text) != 0)
+        {
+          relais_vault_close (vault);
+          return fail ("The two passphrases differ");
+        }
+    }
+  if (fresh->text[0] == '\0')
+    {
+      relais_vault_close (vault);
+      return fail ("The new passphrase is empty");
+    }
+
+  if (!relais_vault_change_passphrase (vault, fresh->text, &error))
+    {
+      relais_vault_close (vault);
+      return fail_error (error);
+    }
+  relais_vault_close (vault);
+  g_printerr ("Passphrase changed.\n");
+  return 0;
+}
+
+static int
+cmd_verify (int argc, char **argv)
+{
+  g_autoptr(GError) error = NULL;
+  RelaisVault *vault;
+  guint pages = 0;
+  guint rejected;
+  gboolean ok;
+
+  if (!parse_options (&argc, &argv, "", "Authenticate every page and check the vault's integrity.", NULL, &error))
+    return fail_error (error);
+  if (argc != 1)
+    return fail ("verify takes no argument");
+
+  vault = open_vault (&error);
+  if (vault == NULL)
+    return fail_error (error);
+  rejected = relais_vault_get_rejected_frames (vault);
+  ok = relais_vault_verify (vault, &pages, &error);
+  relais_vault_close (vault);
+  if (!ok)
+    return fail_error (error);
+
+  if (rejected > 0)
+    g_printerr ("relaisctl: note: %u incomplete journal frame(s) were discarded when the vault "
+                "was opened (normal after a power cut)\n", rejected);
+  g_print ("ok: %u pages authenticated, integrity check passed\n", pages);
+  return 0;
+}
+
+typedef struct {
+  char *last_name, *first_name, *birth_date, *phone, *email, *postal_code, *city;
+} PersonOptions;
+
+static void
+person_options_entries (PersonOptions *o,
+                        GOptionEntry   entries[8])
+{
+  GOptionEntry e[] = {
+    { "last-name", 0, 0, G_OPTION_ARG_STRING, &o->last_name, "Last name", "TEXT" },
+    { "first-name", 0, 0, G_OPTION_ARG_STRING, &o->first_name, "First name", "TEXT" },
+    { "birth-date", 0, 0, G_OPTION_ARG_STRING, &o->birth_date, "Date of birth", "YYYY-MM-DD" },
+    { "phone", 0, 0, G_OPTION_ARG_STRING, &o->phone, "Phone number", "NUMBER" },
+    { "email", 0, 0, G_OPTION_ARG_STRING, &o->email, "E-mail address", "ADDRESS" },
+    { "postal-code", 0, 0, G_OPTION_ARG_STRING, &o->postal_code, "Postal code", "CODE" },
+    { "city", 0, 0, G_OPTION_ARG_STRING, &o->city, "City", "TEXT" },
+    { NULL }
+  };
+
+  memcpy (entries, e, sizeof e);
+}
+
+static RelaisPerson *
+person_from_options (PersonOptions *o)
+{
+  RelaisPerson *person = relais_person_new ();
+
+  person->last_name = g_steal_pointer (&o->last_name);
+  person->first_name = g_steal_pointer (&o->first_name);
+  person->birth_date = g_steal_pointer (&o->birth_date);
+  person->phone = g_steal_pointer (&o->phone);
+  person->email = g_steal_pointer (&o->email);
+  person->postal_code = g_steal_pointer (&o->postal_code);
+  person->city = g_steal_pointer (&o->city);
+  return person;
+}
+
+static void
+print_person_line (const RelaisPerson *p)
+{
+  g_print ("%s\t%s\t%s\t%s\n", p->id, p->last_name ? p->last_name : "",
+           p->first_name ? p->first_name : "", p->birth_date ? p->birth_date : "");
+}
+
+static void
+print_json (JsonNode *node)
+{
+  g_autoptr(JsonGenerator) generator = json_generator_new ();
+  g_autofree char *text = NULL;
+
+  json_generator_set_pretty (generator, TRUE);
+  json_generator_set_root (generator, node);
+  text = json_generator_to_data (generator, NULL);
+  g_print ("%s\n", text);
+}
+
+static int
+cmd_person_add (int argc, char **argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(RelaisPerson) person = NULL;
+  g_autofree char *existing = NULL;
+  g_autofree char *id = NULL;
+  PersonOptions o = { 0 };
+  GOptionEntry entries[9];
+  gboolean allow_duplicate = FALSE;
+  RelaisVault *vault;
+
+  person_options_entries (&o, entries);
+  entries[7] = (GOptionEntry) { "allow-duplicate", 0, 0, G_OPTION_ARG_NONE, &allow_duplicate,
+                                "Add even if a dossier with the same name and birth date exists", NULL };
+  entries[8] = (GOptionEntry) { NULL };
+  if (!parse_options (&argc, &argv, "", "Add a dossier and print its id.", entries, &error))
+    return fail_error (error);
+  if (argc != 1)
+    return fail ("person add takes options only (see --help)");
+
+  person = person_from_options (&o);
+  if (!relais_person_validate (person, TRUE, &error))
+    return fail_error (error);
+
+  vault = open_vault (&error);
+  if (vault == NULL)
+    return fail_error (error);
+
+  if (!allow_duplicate)
+    {
+      existing = relais_person_find_identity (vault, person->last_name, person->first_name,
+                                              person->birth_date, &error);
+      if (error != NULL)
+        {
+          relais_vault_close (vault);
+          return fail_error (error);
+        }
+      if (existing != NULL)
+        {
+          relais_vault_close (vault);
+          return fail ("A dossier with the same name and birth date exists already: %s "
+                       "(use --allow-duplicate to add another)", existing);
+        }
+    }
+
+  id = relais_person_add (vault, person, &error);
+  relais_vault_close (vault);
+  if (id == NULL)
+    return fail_error (error);
+  g_print ("%s\n", id);
+  return 0;
+}
+
+static int
+cmd_person_edit (int argc, char **argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(RelaisPerson) changes = NULL;
+  PersonOptions o = { 0 };
+  GOptionEntry entries[8];
+  RelaisVault *vault;
+  gboolean ok;
+
+  person_options_entries (&o, entries);
+  if (!parse_options (&argc, &argv, "ID", "Change fields of a dossier (an empty value clears an optional field).",
+                      entries, &error))
+    return fail_error (error);
+  if (argc != 2)
+    return fail ("person edit takes one dossier id");
+
+  changes = person_from_options (&o);
+  if (!relais_person_validate (changes, FALSE, &error))
+    return fail_error (error);
+
+  vault = open_vault (&error);
+  if (vault == NULL)
+    return fail_error (error);
+  ok = relais_person_edit (vault, argv[1], changes, &error);
+  relais_vault_close (vault);
+  if (!ok)
+    return fail_error (error);
+  return 0;
+}
+
+static int
+cmd_person_list_or_search (int argc, char **argv, gboolean search)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) people = NULL;
+  gboolean json = FALSE;
+  int limit = 0;
+  RelaisVault *vault;
+  GOptionEntry entries[] = {
+    { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print JSON", NULL },
+    { "limit", 0, 0, G_OPTION_ARG_INT, &limit, "At most N dossiers", "N" },
+    { NULL }
+  };
+
+  if (!parse_options (&argc, &argv, search ? "QUERY" : "",
+                      search ? "Dossiers whose name contains QUERY (any case, any accent), one a line."
+                             : "Every dossier, one a line: id, last name, first name, birth date.",
+                      entries, &error))
+    return fail_error (error);
+  if (argc != (search ? 2 : 1))
+    return fail (search ? "person search takes one query" : "person list takes no argument");
+  if (limit < 0)
+    return fail ("--limit must be positive");
+
+  vault = open_vault (&error);
+  if (vault == NULL)
+    return fail_error (error);
+  people = relais_person_search (vault, search ? argv[1] : NULL, (guint) limit, &error);
+  relais_vault_close (vault);
+  if (people == NULL)
+    return fail_error (error);
+
+  if (json)
+    {
+      g_autoptr(JsonBuilder) builder = json_builder_new ();
+      g_autoptr(JsonNode) root = NULL;
+
+      json_builder_begin_array (builder);
+      for (guint i = 0; i < people->len; i++)
+        {
+          RelaisPerson *p = g_ptr_array_index (people, i);
+
+          json_builder_begin_object (builder);
+          json_builder_set_member_name (builder, "id");
+          json_builder_add_string_value (builder, p->id);
+          for (guint f = 0; f < RELAIS_PERSON_N_FIELDS; f++)
+            {
+              char **value = relais_person_field_ptr (p, f);
+              json_builder_set_member_name (builder, relais_person_fields[f]);
+              if (*value != NULL)
+                json_builder_add_string_value (builder, *value);
+              else
+                json_builder_add_null_value (builder);
+            }
+          json_builder_end_object (builder);
+        }
+      json_builder_end_array (builder);
+      root = json_builder_get_root (builder);
+      print_json (root);
+    }
+  else
+    for (guint i = 0; i < people->len; i++)
+      print_person_line (g_ptr_array_index (people, i));
+  return 0;
+}
+
+static int
+cmd_person_show (int argc, char **argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JsonNode) node = NULL;
+  g_autoptr(RelaisPerson) person = NULL;
+  gboolean json = FALSE;
+  RelaisVault *vault;
+  GOptionEntry entries[] = {
+    { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print the dossier as JSON", NULL },
+    { NULL }
+  };
+
+  if (!parse_options (&argc, &argv, "ID", "Show a dossier.", entries, &error))
+    return fail_error (error);
+  if (argc != 2)
+    return fail ("person show takes one dossier id");
+
+  vault = open_vault (&error);
+  if (vault == NULL)
+    return fail_error (error);
+  if (json)
+    node = relais_person_to_json (vault, argv[1], &error);
+  else
+    person = relais_person_get (vault, argv[1], &error);
+  relais_vault_close (vault);
+  if (node == NULL && person == NULL)
+    return fail_error (error);
+
+  if (json)
+    print_json (node);
+  else
+    {
+      g_print ("id: %s\n", person->id);
+      for (guint f = 0; f < RELAIS_PERSON_N_FIELDS; f++)
+        {
+          char **value = relais_person_field_ptr (person, f);
+          if (*value != NULL)
+            g_print ("%s: %s\n", relais_person_fields[f], *value);
+        }
+    }
+  return 0;
+}
+
+static int
+cmd_person (int argc, char **argv)
+{
+  const char *sub = argc > 1 ? argv[1] : NULL;
+
+  if (g_strcmp0 (sub, "add") == 0)
+    return cmd_person_add (argc - 1, argv + 1);
+  if (g_strcmp0 (sub, "edit") == 0)
+    return cmd_person_edit (argc - 1, argv + 1);
+  if (g_strcmp0 (sub, "list") == 0)
+    return cmd_person_list_or_search (argc - 1, argv + 1, FALSE);
+  if (g_strcmp0 (sub, "search") == 0)
+    return cmd_person_list_or_search (argc - 1, argv + 1, TRUE);
+  if (g_strcmp0 (sub, "show") == 0)
+    return cmd_person_show (argc - 1, argv + 1);
+  return fail ("person needs one of: add, list, show, search, edit");
+}
+
+static int
+cmd_import (int argc, char **argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *data = NULL;
+  RelaisImportStats stats = { 0 };
+  gsize length = 0;
+  RelaisVault *vault;
+  gboolean ok;
+
+  if (!parse_options (&argc, &argv, "FILE",
+                      "Import people from a CSV file (';' or ',', UTF-8 or Windows-1252). "
+                      "All rows or none: a file with bad rows is refused whole.", NULL, &error))
+    return fail_error (error);
+  if (argc != 2)
+    return fail ("import takes one CSV file");
+
+  if (!g_file_get_contents (argv[1], &data, &length, &error))
+    return fail_error (error);
+
+  vault = open_vault (&error);
+  if (vault == NULL)
+    return fail_error (error);
+  ok = relais_import_csv (vault, data, length, &stats, &error);
+  relais_vault_close (vault);
+  if (data != NULL)
+    sodium_memzero (data, length);
+  if (!ok)
+    return fail_error (error);
+
+  g_print ("imported %u rows: %u created, %u updated, %u unchanged\n",
+           stats.rows, stats.created, stats.updated, stats.unchanged);
+  return 0;
+}
+
+static int
+cmd_export (int argc, char **argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JsonNode) node = NULL;
+  RelaisVault *vault;
+
+  if (!parse_options (&argc, &argv, "",
+                      "Print every dossier, decrypted, as one JSON document "
+                      "(the person's right of access and portability).", NULL, &error))
+    return fail_error (error);
+  if (argc != 1)
+    return fail ("export takes no argument");
+
+  vault = open_vault (&error);
+  if (vault == NULL)
+    return fail_error (error);
+  node = relais_vault_export_json (vault, &error);
+  relais_vault_close (vault);
+  if (node == NULL)
+    return fail_error (error);
+  print_json (node);
+  return 0;
+}
+
+static void
+usage (void)
+{
+  g_printerr ("Usage: relaisctl COMMAND [OPTIONS]\n\n"
+              "Commands:\n"
+              "  init                      create a vault and print its recovery key once\n"
+              "  passwd                    change the passphrase\n"
+              "  verify                    authenticate every page and check integrity\n"
+              "  person add|list|show|search|edit\n"
+              "                            dossiers from the shell\n"
+              "  import FILE               import people from a CSV file\n"
+              "  export                    every dossier as one JSON document\n\n"
+              "Every command takes --vault DIR and --passphrase-file FILE; the passphrase\n"
+              "may also come from RELAIS_PASSPHRASE, or is asked for without echo.\n"
+              "'relaisctl COMMAND --help' tells more.\n");
+}
 
 int
 main (int argc, char **argv)
 {
-  return 1;
+  struct rlimit no_core = { 0, 0 };
+  const char *command;
+
+  setlocale (LC_ALL, "");
+  /* No core dump may carry a key or a dossier. */
+  setrlimit (RLIMIT_CORE, &no_core);
+
+  if (sodium_init () < 0)
+    return fail ("The cryptography library could not start");
+
+  if (argc < 2 || g_str_equal (argv[1], "--help") || g_str_equal (argv[1], "-h"))
+    {
+      usage ();
+      return argc < 2 ? 1 : 0;
+    }
+
+  command = argv[1];
+  if (g_str_equal (command, "init"))
+    return cmd_init (argc - 1, argv + 1);
+  if (g_str_equal (command, "passwd"))
+    return cmd_passwd (argc - 1, argv + 1);
+  if (g_str_equal (command, "verify"))
+    return cmd_verify (argc - 1, argv + 1);
+  if (g_str_equal (command, "person"))
+    return cmd_person (argc - 1, argv + 1);
+  if (g_str_equal (command, "import"))
+    return cmd_import (argc - 1, argv + 1);
+  if (g_str_equal (command, "export"))
+    return cmd_export (argc - 1, argv + 1);
+
+  return fail ("unknown command '%s': see 'relaisctl --help'", command);
 }
