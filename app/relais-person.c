@@ -437,10 +437,11 @@ relais_person_find_identity (RelaisVault  *vault,
 }
 
 GPtrArray *
-relais_person_search (RelaisVault  *vault,
-                      const char   *query,
-                      guint         limit,
-                      GError      **error)
+relais_person_search_page (RelaisVault  *vault,
+                           const char   *query,
+                           guint         offset,
+                           guint         limit,
+                           GError      **error)
 {
   g_auto(RelaisStmt) stmt = NULL;
   g_autoptr(GPtrArray) people = g_ptr_array_new_with_free_func ((GDestroyNotify) relais_person_free);
@@ -462,7 +463,7 @@ relais_person_search (RelaisVault  *vault,
                                    "SELECT " PERSON_COLUMNS " FROM person"
                                    " WHERE instr (coalesce (fold_last, '') || ' ' || coalesce (fold_first, ''), ?1) > 0"
                                    "    OR instr (coalesce (fold_first, '') || ' ' || coalesce (fold_last, ''), ?1) > 0"
-                                   " ORDER BY fold_last, fold_first, birth_date, id LIMIT ?2",
+                                   " ORDER BY fold_last, fold_first, birth_date, id LIMIT ?2 OFFSET ?3",
                                    error);
       if (stmt == NULL)
         return NULL;
@@ -472,12 +473,13 @@ relais_person_search (RelaisVault  *vault,
     {
       stmt = relais_oplog_prepare (vault,
                                    "SELECT " PERSON_COLUMNS " FROM person"
-                                   " ORDER BY fold_last, fold_first, birth_date, id LIMIT ?2",
+                                   " ORDER BY fold_last, fold_first, birth_date, id LIMIT ?2 OFFSET ?3",
                                    error);
       if (stmt == NULL)
         return NULL;
     }
   sqlite3_bind_int64 (stmt, 2, limit == 0 ? -1 : (sqlite3_int64) limit);
+  sqlite3_bind_int64 (stmt, 3, (sqlite3_int64) offset);
 
   while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
     g_ptr_array_add (people, person_from_row (stmt));
@@ -488,6 +490,61 @@ relais_person_search (RelaisVault  *vault,
     }
 
   return g_steal_pointer (&people);
+}
+
+GPtrArray *
+relais_person_search (RelaisVault  *vault,
+                      const char   *query,
+                      guint         limit,
+                      GError      **error)
+{
+  return relais_person_search_page (vault, query, 0, limit, error);
+}
+
+gboolean
+relais_person_count (RelaisVault  *vault,
+                     const char   *query,
+                     guint        *out_count,
+                     GError      **error)
+{
+  g_auto(RelaisStmt) stmt = NULL;
+  g_autofree char *folded = NULL;
+  int rc;
+
+  g_return_val_if_fail (vault != NULL, FALSE);
+  g_return_val_if_fail (out_count != NULL, FALSE);
+
+  if (query != NULL)
+    folded = relais_fold (query);
+
+  /* The same condition as relais_person_search_page(), so that the count
+   * and the pages always agree. */
+  if (folded != NULL && *folded != '\0')
+    {
+      stmt = relais_oplog_prepare (vault,
+                                   "SELECT count (*) FROM person"
+                                   " WHERE instr (coalesce (fold_last, '') || ' ' || coalesce (fold_first, ''), ?1) > 0"
+                                   "    OR instr (coalesce (fold_first, '') || ' ' || coalesce (fold_last, ''), ?1) > 0",
+                                   error);
+      if (stmt == NULL)
+        return FALSE;
+      sqlite3_bind_text (stmt, 1, folded, -1, SQLITE_STATIC);
+    }
+  else
+    {
+      stmt = relais_oplog_prepare (vault, "SELECT count (*) FROM person", error);
+      if (stmt == NULL)
+        return FALSE;
+    }
+
+  rc = sqlite3_step (stmt);
+  if (rc != SQLITE_ROW)
+    {
+      relais_vault_set_sqlite_error (vault, rc, _("Could not read the vault"), error);
+      return FALSE;
+    }
+  *out_count = (guint) MIN (sqlite3_column_int64 (stmt, 0), G_MAXUINT);
+  return TRUE;
 }
 
 static void

@@ -74,6 +74,19 @@ GPtrArray *relais_person_search     (RelaisVault        *vault,
                                      const char         *query,
                                      guint               limit,
                                      GError            **error);
+/* The same list from its @offset-th dossier: what a list view fetches
+ * page by page. */
+GPtrArray *relais_person_search_page (RelaisVault       *vault,
+                                     const char         *query,
+                                     guint               offset,
+                                     guint               limit,
+                                     GError            **error);
+/* How many dossiers relais_person_search() lists for @query without a
+ * limit. */
+gboolean  relais_person_count       (RelaisVault        *vault,
+                                     const char         *query,
+                                     guint              *out_count,
+                                     GError            **error);
 
 /* One dossier as JSON (every field, plus its conflicts). */
 JsonNode *relais_person_to_json     (RelaisVault        *vault,
