@@ -16,6 +16,7 @@
 #include <glib/gstdio.h>
 
 #include "crashvfs.h"
+#include "relais-test-util.h"
 #include "relais-vault.h"
 
 /*
@@ -607,35 +608,6 @@ check_vault (const char   *dir,
 
 /* Files */
 
-static void
-rm_rf (const char *path)
-{
-  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
-  const char *name;
-
-  if (dir != NULL)
-    {
-      while ((name = g_dir_read_name (dir)) != NULL)
-        {
-          g_autofree char *child = g_build_filename (path, name, NULL);
-          rm_rf (child);
-        }
-      g_rmdir (path);
-    }
-  else
-    g_unlink (path);
-}
-
-static char *
-make_tmp_dir (void)
-{
-  g_autoptr(GError) error = NULL;
-  char *dir = g_dir_make_tmp ("relais-crash-XXXXXX", &error);
-
-  g_assert_no_error (error);
-  return dir;
-}
-
 /* Copies the vault's files from @from into @to (created if needed). */
 static void
 copy_vault (const char *from,
@@ -761,7 +733,7 @@ raw_write (sqlite3_file *file,
 static void
 test_crashvfs_model (void)
 {
-  g_autofree char *tmp = make_tmp_dir ();
+  g_autofree char *tmp = relais_test_make_tmpdir ("relais-crash");
   g_autofree char *path = g_build_filename (tmp, "file", NULL);
   sqlite3_vfs *vfs = sqlite3_vfs_find (CRASHVFS_NAME);
   guint old_sectors = 0, new_sectors = 0, grown = 0, not_grown = 0;
@@ -840,14 +812,14 @@ test_crashvfs_model (void)
       g_assert_cmpuint (not_grown, >, 0);
     }
   crashvfs_reset (0);
-  rm_rf (tmp);
+  relais_test_rm_rf (tmp);
 }
 
 /* Injected errors hit exactly the operations asked for. */
 static void
 test_crashvfs_faults (void)
 {
-  g_autofree char *tmp = make_tmp_dir ();
+  g_autofree char *tmp = relais_test_make_tmpdir ("relais-crash");
   g_autofree char *path = g_build_filename (tmp, "file", NULL);
   sqlite3_file *file;
   guint8 byte;
@@ -888,7 +860,7 @@ test_crashvfs_faults (void)
 
   raw_close (file);
   crashvfs_reset (0);
-  rm_rf (tmp);
+  relais_test_rm_rf (tmp);
 }
 
 /* Plain SQLite, configured like the vault (but in clear), to check that
@@ -994,7 +966,7 @@ power_loss_run (const PowerLossCase *pl,
                 CrashOutcome        *out)
 {
   const char *mode = pl->mode;
-  g_autofree char *tmp = make_tmp_dir ();
+  g_autofree char *tmp = relais_test_make_tmpdir ("relais-crash");
   g_autofree char *dir = g_build_filename (tmp, "vault", NULL);
   g_autofree char *label = g_strdup_printf ("power loss %s%s seed %u at sync %u",
                                             pl->plain ? "plain SQLite " : "",
@@ -1072,7 +1044,7 @@ power_loss_run (const PowerLossCase *pl,
                   out->matched == 1 ? "in-flight one whole" : "in-flight one absent",
                   out->syncs, out->stats.files, out->stats.kept, out->stats.dropped,
                   out->stats.torn, out->stats.cut_back, out->rejected);
-  rm_rf (tmp);
+  relais_test_rm_rf (tmp);
 }
 
 static void
@@ -1154,7 +1126,7 @@ make_closed_vault (const char *dir,
 static void
 test_bitflip_db (void)
 {
-  g_autofree char *tmp = make_tmp_dir ();
+  g_autofree char *tmp = relais_test_make_tmpdir ("relais-crash");
   g_autofree char *golden = g_build_filename (tmp, "golden", NULL);
   g_autofree char *dir = g_build_filename (tmp, "vault", NULL);
   g_autofree char *db_path = g_build_filename (dir, RELAIS_VAULT_DB_NAME, NULL);
@@ -1260,13 +1232,13 @@ test_bitflip_db (void)
   g_test_message ("bit flips in vault.db: %u flips, %u refused at open, %u at verify "
                   "(%u of them also failed to read the table), %u in free pages passed "
                   "with the data intact", n, at_open, at_verify, at_read, free_passed);
-  rm_rf (tmp);
+  relais_test_rm_rf (tmp);
 }
 
 static void
 test_bitflip_wal (void)
 {
-  g_autofree char *tmp = make_tmp_dir ();
+  g_autofree char *tmp = relais_test_make_tmpdir ("relais-crash");
   g_autofree char *live = g_build_filename (tmp, "live", NULL);
   g_autofree char *golden = g_build_filename (tmp, "golden", NULL);
   g_autofree char *dir = g_build_filename (tmp, "vault", NULL);
@@ -1381,13 +1353,13 @@ test_bitflip_wal (void)
 
   g_test_message ("bit flips in the WAL: %u flips (%u in page images, %u in headers)",
                   n, in_page, in_header);
-  rm_rf (tmp);
+  relais_test_rm_rf (tmp);
 }
 
 static void
 test_bitflip_key (void)
 {
-  g_autofree char *tmp = make_tmp_dir ();
+  g_autofree char *tmp = relais_test_make_tmpdir ("relais-crash");
   g_autofree char *dir = g_build_filename (tmp, "vault", NULL);
   g_autofree char *key_path = g_build_filename (dir, RELAIS_KEYFILE_NAME, NULL);
   g_autoptr(Model) m = make_closed_vault (dir, "WAL", 3, 3);
@@ -1438,7 +1410,7 @@ test_bitflip_key (void)
 
   g_test_message ("bit flips in vault.key: %u flips, %u damaged, %u bad passphrase",
                   n, damaged, bad_pass);
-  rm_rf (tmp);
+  relais_test_rm_rf (tmp);
 }
 
 /* I/O errors and a full disk */
@@ -1542,7 +1514,7 @@ test_io_errors (gconstpointer data)
   const char *mode = data;
   const guint32 seed = 5;
   const guint txn = GOLDEN_TXNS + 1;
-  g_autofree char *tmp = make_tmp_dir ();
+  g_autofree char *tmp = relais_test_make_tmpdir ("relais-crash");
   g_autofree char *golden = g_build_filename (tmp, "golden", NULL);
   g_autofree char *dir = g_build_filename (tmp, "vault", NULL);
   g_autoptr(Model) before = make_golden (golden, mode, seed);
@@ -1616,7 +1588,7 @@ test_io_errors (gconstpointer data)
   g_test_message ("io errors %s: %u cases, %u transactions failed, %.1f s",
                   mode_label (mode), cases, failed, (g_get_monotonic_time () - start) / 1e6);
   g_assert_cmpuint (failed, >, cases / 2);
-  rm_rf (tmp);
+  relais_test_rm_rf (tmp);
 }
 
 static void
@@ -1624,7 +1596,7 @@ test_disk_full (gconstpointer data)
 {
   const char *mode = data;
   const guint32 seed = 9;
-  g_autofree char *tmp = make_tmp_dir ();
+  g_autofree char *tmp = relais_test_make_tmpdir ("relais-crash");
   g_autofree char *golden = g_build_filename (tmp, "golden", NULL);
   g_autofree char *dir = g_build_filename (tmp, "vault", NULL);
   g_autoptr(Model) before = make_golden (golden, mode, seed);
@@ -1686,7 +1658,7 @@ test_disk_full (gconstpointer data)
                   mode_label (mode), n, full);
   if (n >= 8)
     g_assert_cmpuint (full, >=, n / 2);
-  rm_rf (tmp);
+  relais_test_rm_rf (tmp);
 }
 
 /* Processes killed mid-transaction */
@@ -1746,7 +1718,7 @@ test_kill (gconstpointer data)
 {
   const char *mode = data;
   const guint32 seed = 21;
-  g_autofree char *tmp = make_tmp_dir ();
+  g_autofree char *tmp = relais_test_make_tmpdir ("relais-crash");
   g_autofree char *dir = g_build_filename (tmp, "vault", NULL);
   g_autofree char *self = NULL;
   g_autofree char *seed_str = g_strdup_printf ("%u", seed);
@@ -1837,7 +1809,7 @@ test_kill (gconstpointer data)
                   (g_get_monotonic_time () - start) / 1e6);
   g_assert_cmpuint (verified->last_txn, >, 0);
   g_rand_free (rand);
-  rm_rf (tmp);
+  relais_test_rm_rf (tmp);
 }
 
 int

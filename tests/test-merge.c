@@ -4,6 +4,7 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 
+#include "relais-test-util.h"
 #include "relais-oplog.h"
 #include "relais-person.h"
 
@@ -64,29 +65,6 @@ static const Pool pools[RELAIS_PERSON_N_FIELDS] = {
 };
 
 static void
-remove_tree (const char *path)
-{
-  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
-  const char *name;
-
-  if (dir == NULL)
-    {
-      g_remove (path);
-      return;
-    }
-  while ((name = g_dir_read_name (dir)) != NULL)
-    {
-      g_autofree char *child = g_build_filename (path, name, NULL);
-
-      if (g_file_test (child, G_FILE_TEST_IS_DIR))
-        remove_tree (child);
-      else
-        g_remove (child);
-    }
-  g_rmdir (path);
-}
-
-static void
 replica_open (Replica *replica)
 {
   g_autoptr(GError) error = NULL;
@@ -114,7 +92,7 @@ replica_close (Replica *replica)
 
   g_clear_pointer (&replica->vault, relais_vault_close);
   g_clear_pointer (&replica->known, g_hash_table_unref);
-  remove_tree (parent);
+  relais_test_rm_rf (parent);
   g_clear_pointer (&replica->dir, g_free);
 }
 

@@ -4,6 +4,7 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 
+#include "relais-test-util.h"
 #include "relais-oplog.h"
 #include "relais-person.h"
 
@@ -38,34 +39,11 @@ make_vault (char **out_dir)
 }
 
 static void
-remove_tree (const char *path)
-{
-  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
-  const char *name;
-
-  if (dir == NULL)
-    {
-      g_remove (path);
-      return;
-    }
-  while ((name = g_dir_read_name (dir)) != NULL)
-    {
-      g_autofree char *child = g_build_filename (path, name, NULL);
-
-      if (g_file_test (child, G_FILE_TEST_IS_DIR))
-        remove_tree (child);
-      else
-        g_remove (child);
-    }
-  g_rmdir (path);
-}
-
-static void
 remove_vault_dir (const char *dir)
 {
   g_autofree char *parent = g_path_get_dirname (dir);
 
-  remove_tree (parent);
+  relais_test_rm_rf (parent);
 }
 
 static void
