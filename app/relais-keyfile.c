@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <glib/gi18n.h>
 #include <glib/gstdio.h>
 #include <signal.h>
 #include <sodium.h>
@@ -14,7 +15,7 @@
 #include "relais-keyfile.h"
 
 /*
- * vault.key, 240 bytes, integers little-endian:
+ * vault.key, 256 bytes, integers little-endian:
  *
  *    0  magic "RELAISKF"
  *    8  format version (1)
@@ -26,11 +27,14 @@
  *   64  passphrase slot: nonce (24), wrapped data key (32 + 16)
  *  136  recovery slot:   nonce (24), wrapped data key (32 + 16)
  *  208  BLAKE2b MAC of bytes 0–207, keyed by a subkey of the data key
+ *  240  BLAKE2b-128 checksum of bytes 0–239, unkeyed
  *
  * The passphrase slot binds bytes 0–63 (so the parameters and salt cannot
  * be swapped); the recovery slot binds bytes 0–27 only, so that changing
  * the passphrase leaves it untouched.  The MAC catches a change anywhere,
- * including in the slot that was not used to unlock.
+ * including in the slot that was not used to unlock.  The unkeyed checksum
+ * tells a damaged file from a wrong passphrase before any unwrapping, so a
+ * person is not sent to retype a passphrase that was right.
  */
 
 #define MAGIC            "RELAISKF"
@@ -47,12 +51,14 @@
 #define OFF_RECOVERY     (OFF_PASS_SLOT + SLOT_NONCE + SLOT_CT)
 #define OFF_MAC          (OFF_RECOVERY + SLOT_NONCE + SLOT_CT)
 #define MAC_BYTES        32
-#define KEYFILE_SIZE     (OFF_MAC + MAC_BYTES)
+#define OFF_CHECK        (OFF_MAC + MAC_BYTES)
+#define CHECK_BYTES      16
+#define KEYFILE_SIZE     (OFF_CHECK + CHECK_BYTES)
 #define RECOVERY_CHECK   2
 #define RECOVERY_BYTES   (RELAIS_KEY_BYTES + RECOVERY_CHECK)
 
 G_STATIC_ASSERT (SALT_BYTES == 16);
-G_STATIC_ASSERT (KEYFILE_SIZE == 240);
+G_STATIC_ASSERT (KEYFILE_SIZE == 256);
 
 struct _RelaisKeyfile
 {
@@ -152,6 +158,13 @@ relais_keyfile_get_kdf_params (RelaisKeyfile   *self,
 }
 
 static void
+compute_check (const guint8 *image,
+               guint8        check[CHECK_BYTES])
+{
+  crypto_generichash (check, CHECK_BYTES, image, OFF_CHECK, NULL, 0);
+}
+
+static void
 compute_mac (const guint8 *image,
              const guint8 *data_key,
              guint8        mac[MAC_BYTES])
@@ -207,7 +220,7 @@ derive_passphrase_kek (const guint8  *image,
                      (int) get_le32 (image + OFF_ALG)) != 0)
     {
       g_set_error_literal (error, RELAIS_VAULT_ERROR, RELAIS_VAULT_ERROR_FAILED,
-                           "Not enough memory to derive the key from the passphrase");
+                           _("Not enough memory to derive the key from the passphrase"));
       return FALSE;
     }
   return TRUE;
@@ -241,7 +254,7 @@ fsync_dir (const char  *dir,
 
 fail:
   g_set_error (error, RELAIS_VAULT_ERROR, RELAIS_VAULT_ERROR_IO,
-               "Could not sync the vault directory: %s", g_strerror (errno));
+               _("Could not sync the vault directory: %s"), g_strerror (errno));
   return FALSE;
 }
 
@@ -321,8 +334,8 @@ write_image (const char    *dir,
 fail:
   g_set_error (error, RELAIS_VAULT_ERROR,
                errno == ENOSPC ? RELAIS_VAULT_ERROR_FULL : RELAIS_VAULT_ERROR_IO,
-               errno == ENOSPC ? "The disk is full: the vault's key file could not be written"
-                               : "Could not write the vault's key file: %s",
+               errno == ENOSPC ? _("The disk is full: the vault's key file could not be written")
+                               : _("Could not write the vault's key file: %s"),
                g_strerror (errno));
   return FALSE;
 }
@@ -429,7 +442,7 @@ relais_keyfile_create (const char             *dir,
   if (sodium_init () < 0)
     {
       g_set_error_literal (error, RELAIS_VAULT_ERROR, RELAIS_VAULT_ERROR_FAILED,
-                           "The cryptography library could not start");
+                           _("The cryptography library could not start"));
       return NULL;
     }
 
@@ -443,7 +456,7 @@ relais_keyfile_create (const char             *dir,
   if (g_file_test (path, G_FILE_TEST_EXISTS))
     {
       g_set_error (error, RELAIS_VAULT_ERROR, RELAIS_VAULT_ERROR_EXISTS,
-                   "A vault already exists in %s", dir);
+                   _("A vault already exists in %s"), dir);
       return NULL;
     }
 
@@ -474,6 +487,7 @@ relais_keyfile_create (const char             *dir,
   derive_recovery_kek (recovery, kek);
   slot_wrap (self->image, OFF_RECOVERY, OFF_ALG, kek, self->data_key);
   compute_mac (self->image, self->data_key, self->image + OFF_MAC);
+  compute_check (self->image, self->image + OFF_CHECK);
   sodium_free (kek);
 
   if (!write_image (dir, self->image, error))
@@ -504,7 +518,7 @@ keyfile_load (const char  *dir,
   if (sodium_init () < 0)
     {
       g_set_error_literal (error, RELAIS_VAULT_ERROR, RELAIS_VAULT_ERROR_FAILED,
-                           "The cryptography library could not start");
+                           _("The cryptography library could not start"));
       return NULL;
     }
 
@@ -513,10 +527,10 @@ keyfile_load (const char  *dir,
     {
       if (g_error_matches (local_error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
         g_set_error (error, RELAIS_VAULT_ERROR, RELAIS_VAULT_ERROR_NO_VAULT,
-                     "No vault in %s: create one with 'relaisctl init'", dir);
+                     _("No vault in %s: create one with 'relaisctl init'"), dir);
       else
         g_set_error (error, RELAIS_VAULT_ERROR, RELAIS_VAULT_ERROR_IO,
-                     "Could not read the vault's key file: %s", local_error->message);
+                     _("Could not read the vault's key file: %s"), local_error->message);
       return NULL;
     }
 
@@ -527,12 +541,21 @@ keyfile_load (const char  *dir,
 
   if (length != KEYFILE_SIZE || memcmp (contents, MAGIC, 8) != 0)
     goto damaged;
-  if (get_le32 (contents + 8) != FORMAT_VERSION)
+  {
+    guint8 check[CHECK_BYTES];
+
+    compute_check (contents, check);
+    if (memcmp (check, contents + OFF_CHECK, CHECK_BYTES) != 0)
+      goto damaged;
+  }
+  if (get_le32 (contents + 8) > FORMAT_VERSION)
     {
       g_set_error_literal (error, RELAIS_VAULT_ERROR, RELAIS_VAULT_ERROR_DAMAGED,
-                           "The vault was made by a newer version of Relais");
+                           _("The vault was made by a newer version of Relais"));
       return NULL;
     }
+  if (get_le32 (contents + 8) != FORMAT_VERSION)
+    goto damaged;
 
   /* Bounds, so that a damaged file cannot make us spend hours or all the
    * memory before the MAC has a chance to reject it. */
@@ -549,7 +572,7 @@ keyfile_load (const char  *dir,
 
 damaged:
   g_set_error_literal (error, RELAIS_VAULT_ERROR, RELAIS_VAULT_ERROR_DAMAGED,
-                       "The vault's key file is damaged: unlock it with a backup of vault.key");
+                       _("The vault's key file is damaged: unlock it with a backup of vault.key"));
   return NULL;
 }
 
@@ -563,7 +586,7 @@ check_mac (RelaisKeyfile  *self,
   if (sodium_memcmp (mac, self->image + OFF_MAC, MAC_BYTES) != 0)
     {
       g_set_error_literal (error, RELAIS_VAULT_ERROR, RELAIS_VAULT_ERROR_DAMAGED,
-                           "The vault's key file is damaged: unlock it with a backup of vault.key");
+                           _("The vault's key file is damaged: unlock it with a backup of vault.key"));
       return FALSE;
     }
   return TRUE;
@@ -598,7 +621,7 @@ relais_keyfile_unlock (const char  *dir,
   if (!ok)
     {
       g_set_error_literal (error, RELAIS_VAULT_ERROR, RELAIS_VAULT_ERROR_BAD_PASSPHRASE,
-                           "Wrong passphrase");
+                           _("Wrong passphrase"));
       return NULL;
     }
   if (!check_mac (self, error))
@@ -640,7 +663,7 @@ relais_keyfile_unlock_recovery (const char  *dir,
   if (!ok)
     {
       g_set_error_literal (error, RELAIS_VAULT_ERROR, RELAIS_VAULT_ERROR_BAD_PASSPHRASE,
-                           "Wrong recovery key");
+                           _("Wrong recovery key"));
       return NULL;
     }
   if (!check_mac (self, error))
@@ -683,6 +706,7 @@ relais_keyfile_rewrap (RelaisKeyfile          *self,
   slot_wrap (image, OFF_PASS_SLOT, OFF_PASS_SLOT, kek, self->data_key);
   sodium_free (kek);
   compute_mac (image, self->data_key, image + OFF_MAC);
+  compute_check (image, image + OFF_CHECK);
 
   if (!write_image (self->dir, image, error))
     return FALSE;
