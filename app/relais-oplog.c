@@ -311,6 +311,7 @@ typedef struct {
   const char             *table;
   const ProjectionColumn *columns;
   guint                   n_columns;   /* at most 32: columns are a bit mask */
+  gboolean                dossier_column;  /* the table has a "dossier" column, set from the ops */
 } Projection;
 
 static const ProjectionColumn person_columns[] = {
@@ -323,11 +324,60 @@ static const ProjectionColumn person_columns[] = {
   { "city",        NULL },
 };
 
+/* The dossier's other records (relais-dossier.c, tables in relais-schema.c). */
+static const ProjectionColumn situation_columns[] = {
+  { "right_rsa", NULL }, { "right_are", NULL }, { "right_ass", NULL },
+  { "right_aah", NULL }, { "right_rqth", NULL },
+  { "education_level", NULL }, { "work_situation", NULL }, { "sharing_informed_on", NULL },
+};
+static const ProjectionColumn diagnostic_columns[] = {
+  { "level", NULL }, { "situations", NULL }, { "comment", NULL },
+};
+static const ProjectionColumn project_columns[] = {
+  { "job_label", NULL }, { "rome_code", NULL }, { "mobility_km", NULL },
+  { "contract_types", NULL }, { "working_time", NULL }, { "removed", NULL },
+};
+static const ProjectionColumn objective_columns[] = {
+  { "theme", NULL }, { "text", NULL }, { "status", NULL }, { "removed", NULL },
+};
+static const ProjectionColumn action_columns[] = {
+  { "objective", NULL }, { "text", NULL }, { "status", NULL }, { "due", NULL },
+  { "carrier", NULL }, { "removed", NULL },
+};
+static const ProjectionColumn contract_columns[] = {
+  { "kind", NULL }, { "signed_on", NULL }, { "starts_on", NULL }, { "ends_on", NULL },
+  { "removed", NULL },
+};
+static const ProjectionColumn appointment_columns[] = {
+  { "at", NULL }, { "with_whom", NULL }, { "place", NULL }, { "status", NULL },
+  { "removed", NULL },
+};
+static const ProjectionColumn note_columns[] = {
+  { "text", NULL }, { "author", NULL }, { "written_at", NULL }, { "removed", NULL },
+};
+static const ProjectionColumn orientation_columns[] = {
+  { "structure", NULL }, { "reason", NULL }, { "status", NULL }, { "oriented_on", NULL },
+  { "removed", NULL },
+};
+
+#define PROJECTION(entity, columns, dossier_column) \
+  { entity, entity, columns, G_N_ELEMENTS (columns), dossier_column }
+
 static const Projection projections[] = {
-  { "person", "person", person_columns, G_N_ELEMENTS (person_columns) },
+  PROJECTION ("person", person_columns, FALSE),
+  PROJECTION ("situation", situation_columns, TRUE),
+  PROJECTION ("diagnostic", diagnostic_columns, TRUE),
+  PROJECTION ("project", project_columns, TRUE),
+  PROJECTION ("objective", objective_columns, TRUE),
+  PROJECTION ("action", action_columns, TRUE),
+  PROJECTION ("contract", contract_columns, TRUE),
+  PROJECTION ("appointment", appointment_columns, TRUE),
+  PROJECTION ("note", note_columns, TRUE),
+  PROJECTION ("orientation", orientation_columns, TRUE),
 };
 
 G_STATIC_ASSERT (G_N_ELEMENTS (person_columns) <= 32);
+G_STATIC_ASSERT (G_N_ELEMENTS (situation_columns) <= 32);
 
 static const Projection *
 find_projection (const char *entity)
@@ -377,6 +427,13 @@ get_upsert_sql (const Projection *proj,
    * and not on their order. */
   sql = g_string_new (NULL);
   g_string_append_printf (sql, "INSERT INTO %s (id", proj->table);
+  /* The dossier is set when the row is made and never changes (a
+   * resolution, which does not name it, leaves it). */
+  if (proj->dossier_column)
+    {
+      g_string_append (sql, ", dossier");
+      n_params++;
+    }
   for (guint c = 0; c < proj->n_columns; c++)
     {
       if (!(mask & (1u << c)))
@@ -386,6 +443,8 @@ get_upsert_sql (const Projection *proj,
         g_string_append_printf (sql, ", %s", proj->columns[c].fold_column);
     }
   g_string_append (sql, ", updated_hlc) VALUES (?1");
+  if (proj->dossier_column)
+    g_string_append (sql, ", ?2");
   for (guint c = 0; c < proj->n_columns; c++)
     {
       if (!(mask & (1u << c)))
@@ -418,6 +477,7 @@ get_upsert_sql (const Projection *proj,
 static gboolean
 project_values (RelaisVault       *vault,
                 const Projection  *proj,
+                const char        *dossier,
                 const char        *entity_id,
                 guint32            mask,
                 const char *const *values,
@@ -437,6 +497,8 @@ project_values (RelaisVault       *vault,
     return FALSE;
 
   sqlite3_bind_text (stmt, param++, entity_id, -1, SQLITE_STATIC);
+  if (proj->dossier_column)
+    sqlite3_bind_text (stmt, param++, dossier, -1, SQLITE_STATIC);
   for (guint c = 0; c < proj->n_columns; c++)
     {
       if (!(mask & (1u << c)))
@@ -456,11 +518,30 @@ project_values (RelaisVault       *vault,
     g_free (folded[c]);
   if (rc != SQLITE_DONE)
     return step_failed (vault, rc, error);
+  relais_stmt_release (g_steal_pointer (&stmt));
+
+  /* The list's "recently changed" filter reads this, whichever record of
+   * the dossier changed.  A resolution does not name its dossier: it
+   * changes no value anyone has not seen. */
+  if (dossier == NULL)
+    return TRUE;
+  stmt = relais_oplog_prepare (vault,
+                               "INSERT INTO dossier_activity (dossier, hlc) VALUES (?1, ?2)"
+                               " ON CONFLICT (dossier) DO UPDATE SET hlc = max (hlc, excluded.hlc)",
+                               error);
+  if (stmt == NULL)
+    return FALSE;
+  sqlite3_bind_text (stmt, 1, dossier, -1, SQLITE_STATIC);
+  sqlite3_bind_int64 (stmt, 2, (sqlite3_int64) hlc);
+  rc = sqlite3_step (stmt);
+  if (rc != SQLITE_DONE)
+    return step_failed (vault, rc, error);
   return TRUE;
 }
 
 static gboolean
 project_value (RelaisVault  *vault,
+               const char   *dossier,
                const char   *entity,
                const char   *entity_id,
                const char   *field,
@@ -478,7 +559,7 @@ project_value (RelaisVault  *vault,
   if (c < 0)
     return TRUE;
   values[c] = value;
-  return project_values (vault, proj, entity_id, 1u << c, values, hlc, error);
+  return project_values (vault, proj, dossier, entity_id, 1u << c, values, hlc, error);
 }
 
 /* ------------------------------------------------------------------------
@@ -581,7 +662,7 @@ recompute_field (RelaisVault  *vault,
 
   /* No head at all only happens when ops name each other as parents in a
    * cycle, which honest devices cannot produce: the field reads as empty. */
-  return project_value (vault, entity, entity_id, field, best_value, hlc, error);
+  return project_value (vault, dossier, entity, entity_id, field, best_value, hlc, error);
 }
 
 typedef struct {
@@ -977,7 +1058,7 @@ write_fields (RelaisVault        *vault,
   if (new_record)
     mask = proj->n_columns == 32 ? G_MAXUINT32 : (1u << proj->n_columns) - 1;
 
-  return project_values (vault, proj, entity_id, mask, projected, hlc, error);
+  return project_values (vault, proj, dossier, entity_id, mask, projected, hlc, error);
 }
 
 gboolean
@@ -1092,6 +1173,53 @@ relais_oplog_list (RelaisVault  *vault,
 
   if (out_last_seq != NULL)
     *out_last_seq = last_seq;
+  return g_steal_pointer (&ops);
+}
+
+GPtrArray *
+relais_oplog_history (RelaisVault  *vault,
+                      const char   *entity,
+                      const char   *entity_id,
+                      const char   *field,
+                      GError      **error)
+{
+  g_auto(RelaisStmt) stmt = NULL;
+  g_autoptr(GPtrArray) ops = g_ptr_array_new_with_free_func ((GDestroyNotify) relais_op_free);
+  int rc;
+
+  g_return_val_if_fail (vault != NULL, NULL);
+  g_return_val_if_fail (entity != NULL, NULL);
+  g_return_val_if_fail (entity_id != NULL, NULL);
+
+  /* The "entity <> 'person'" term lets SQLite use the partial index
+   * op_history; @field NULL: every field of the record. */
+  if (g_strcmp0 (entity, "person") != 0)
+    stmt = relais_oplog_prepare (vault,
+                                 "SELECT " OP_COLUMNS " FROM op"
+                                 " WHERE entity <> 'person' AND entity = ?1 AND entity_id = ?2"
+                                 "   AND (?3 IS NULL OR field = ?3)"
+                                 " ORDER BY hlc, device, id",
+                                 error);
+  else
+    stmt = relais_oplog_prepare (vault,
+                                 "SELECT " OP_COLUMNS " FROM op"
+                                 " WHERE entity = ?1 AND entity_id = ?2"
+                                 "   AND (?3 IS NULL OR field = ?3)"
+                                 " ORDER BY hlc, device, id",
+                                 error);
+  if (stmt == NULL)
+    return NULL;
+  sqlite3_bind_text (stmt, 1, entity, -1, SQLITE_STATIC);
+  sqlite3_bind_text (stmt, 2, entity_id, -1, SQLITE_STATIC);
+  sqlite3_bind_text (stmt, 3, field, -1, SQLITE_STATIC);
+
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    g_ptr_array_add (ops, op_from_row (stmt, 0));
+  if (rc != SQLITE_DONE)
+    {
+      relais_vault_set_sqlite_error (vault, rc, _("Could not read the vault"), error);
+      return NULL;
+    }
   return g_steal_pointer (&ops);
 }
 

@@ -107,6 +107,17 @@ gboolean  relais_oplog_resolve    (RelaisVault  *vault,
                                    const char   *value,
                                    GError      **error);
 
+/* The history of one field: every operation ever written to it (not only
+ * the heads), oldest first in (hlc, device) order, each with its author and
+ * clock.  Indexed for every entity but "person" (whose ops an import writes
+ * by the hundred thousand); for "person" it scans the log.
+ * Element type RelaisOp. */
+GPtrArray *relais_oplog_history   (RelaisVault  *vault,
+                                   const char   *entity,
+                                   const char   *entity_id,
+                                   const char   *field,
+                                   GError      **error);
+
 /* Statement cache of the core, one per connection: returns a prepared
  * statement for @sql, ready to bind (reset, no bindings).  The cache owns
  * it: never finalize it; reset it when done (g_auto(RelaisStmt) does), or a

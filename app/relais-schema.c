@@ -78,6 +78,89 @@ static const char * const migrations[] = {
   ");"
   "CREATE INDEX person_identity ON person (identity_key);"
   "CREATE INDEX person_order ON person (fold_last, fold_first, birth_date, id);",
+
+  /* 1 → 2 */
+  /* The dossier beyond identity (relais-dossier.h).  Projections of the op
+   * log like person: one column per op field, plus the op's dossier.
+   * Indexes serve the per-dossier pages and the list's filters at 100,000
+   * dossiers; partial ones only hold what their filter reads. */
+  "CREATE TABLE situation ("
+  "  id TEXT PRIMARY KEY NOT NULL, dossier TEXT,"
+  "  right_rsa TEXT, right_are TEXT, right_ass TEXT, right_aah TEXT, right_rqth TEXT,"
+  "  education_level TEXT, work_situation TEXT, sharing_informed_on TEXT,"
+  "  updated_hlc INTEGER NOT NULL DEFAULT 0"
+  ");"
+  /* id is "DOSSIER:THEME" (a dossier id never holds ':'), so that two
+   * devices assessing the same theme write to the same record. */
+  "CREATE TABLE diagnostic ("
+  "  id TEXT PRIMARY KEY NOT NULL, dossier TEXT,"
+  "  theme TEXT GENERATED ALWAYS AS (substr (id, instr (id, ':') + 1)) VIRTUAL,"
+  "  level TEXT, situations TEXT, comment TEXT,"
+  "  updated_hlc INTEGER NOT NULL DEFAULT 0"
+  ");"
+  "CREATE INDEX diagnostic_dossier ON diagnostic (dossier);"
+  "CREATE TABLE project ("
+  "  id TEXT PRIMARY KEY NOT NULL, dossier TEXT,"
+  "  job_label TEXT, rome_code TEXT, mobility_km TEXT, contract_types TEXT,"
+  "  working_time TEXT, removed TEXT,"
+  "  updated_hlc INTEGER NOT NULL DEFAULT 0"
+  ");"
+  "CREATE INDEX project_dossier ON project (dossier);"
+  "CREATE TABLE objective ("
+  "  id TEXT PRIMARY KEY NOT NULL, dossier TEXT,"
+  "  theme TEXT, text TEXT, status TEXT, removed TEXT,"
+  "  updated_hlc INTEGER NOT NULL DEFAULT 0"
+  ");"
+  "CREATE INDEX objective_dossier ON objective (dossier);"
+  "CREATE TABLE action ("
+  "  id TEXT PRIMARY KEY NOT NULL, dossier TEXT,"
+  "  objective TEXT, text TEXT, status TEXT, due TEXT, carrier TEXT, removed TEXT,"
+  "  updated_hlc INTEGER NOT NULL DEFAULT 0"
+  ");"
+  "CREATE INDEX action_dossier ON action (dossier);"
+  "CREATE INDEX action_late ON action (due, dossier)"
+  "  WHERE removed IS NULL AND status IN ('planifiee', 'en-cours');"
+  "CREATE TABLE contract ("
+  "  id TEXT PRIMARY KEY NOT NULL, dossier TEXT,"
+  "  kind TEXT, signed_on TEXT, starts_on TEXT, ends_on TEXT, removed TEXT,"
+  "  updated_hlc INTEGER NOT NULL DEFAULT 0"
+  ");"
+  "CREATE INDEX contract_dossier ON contract (dossier);"
+  "CREATE TABLE appointment ("
+  "  id TEXT PRIMARY KEY NOT NULL, dossier TEXT,"
+  "  at TEXT, with_whom TEXT, place TEXT, status TEXT, removed TEXT,"
+  "  updated_hlc INTEGER NOT NULL DEFAULT 0"
+  ");"
+  "CREATE INDEX appointment_dossier ON appointment (dossier, at);"
+  "CREATE INDEX appointment_day ON appointment (at, dossier)"
+  "  WHERE removed IS NULL AND status IS NOT 'cancelled';"
+  "CREATE TABLE note ("
+  "  id TEXT PRIMARY KEY NOT NULL, dossier TEXT,"
+  "  text TEXT, author TEXT, written_at TEXT, removed TEXT,"
+  "  updated_hlc INTEGER NOT NULL DEFAULT 0"
+  ");"
+  "CREATE INDEX note_dossier ON note (dossier, written_at);"
+  "CREATE TABLE orientation ("
+  "  id TEXT PRIMARY KEY NOT NULL, dossier TEXT,"
+  "  structure TEXT, reason TEXT, status TEXT, oriented_on TEXT, removed TEXT,"
+  "  updated_hlc INTEGER NOT NULL DEFAULT 0"
+  ");"
+  "CREATE INDEX orientation_dossier ON orientation (dossier);"
+  /* The last change of each dossier, whatever the record: the list's
+   * "recently changed" filter.  Filled from the op log by the projections,
+   * and here from what is already there. */
+  "CREATE TABLE dossier_activity ("
+  "  dossier TEXT PRIMARY KEY NOT NULL,"
+  "  hlc     INTEGER NOT NULL"
+  ") WITHOUT ROWID;"
+  "CREATE INDEX dossier_activity_hlc ON dossier_activity (hlc);"
+  "INSERT INTO dossier_activity (dossier, hlc)"
+  "  SELECT dossier, max (hlc) FROM op GROUP BY dossier;"
+  /* The history of a field (relais_oplog_history()): every op of it, not
+   * only its heads.  Person ops are left out, so an import of 100,000
+   * dossiers pays nothing for it. */
+  "CREATE INDEX op_history ON op (entity, entity_id, field, hlc)"
+  "  WHERE entity <> 'person';",
 };
 
 #define RELAIS_SCHEMA_VERSION ((int) G_N_ELEMENTS (migrations))
