@@ -175,7 +175,8 @@ set_error_from_db (sqlite3     *db,
    * damaged file, so the SQLite message (never personal data: it names
    * tables and columns) is what helps. */
   g_set_error (error, RELAIS_VAULT_ERROR, RELAIS_VAULT_ERROR_FAILED,
-               "%s: %s", what, sqlite3_errmsg (db));
+               /* Translators: what failed, then why (“Could not read the vault: the disk is full”). */
+               _("%s: %s"), what, sqlite3_errmsg (db));
   return FALSE;
 }
 
@@ -189,9 +190,9 @@ relais_schema_migrate (sqlite3  *db,
   g_return_val_if_fail (db != NULL, FALSE);
 
   if (sqlite3_prepare_v2 (db, "PRAGMA user_version", -1, &stmt, NULL) != SQLITE_OK)
-    return set_error_from_db (db, "Could not read the vault's version", error);
+    return set_error_from_db (db, _("Could not read the vault's version"), error);
   if (sqlite3_step (stmt) != SQLITE_ROW)
-    return set_error_from_db (db, "Could not read the vault's version", error);
+    return set_error_from_db (db, _("Could not read the vault's version"), error);
   version = sqlite3_column_int (stmt, 0);
   g_clear_pointer (&stmt, sqlite3_finalize);
 
@@ -209,12 +210,12 @@ relais_schema_migrate (sqlite3  *db,
       g_autofree char *bump = NULL;
 
       if (sqlite3_exec (db, migrations[version], NULL, NULL, NULL) != SQLITE_OK)
-        return set_error_from_db (db, "Could not upgrade the vault", error);
+        return set_error_from_db (db, _("Could not upgrade the vault"), error);
 
       /* PRAGMA takes no bound parameters; the number is ours. */
       bump = g_strdup_printf ("PRAGMA user_version = %d", version + 1);
       if (sqlite3_exec (db, bump, NULL, NULL, NULL) != SQLITE_OK)
-        return set_error_from_db (db, "Could not upgrade the vault", error);
+        return set_error_from_db (db, _("Could not upgrade the vault"), error);
 
       g_debug ("Vault schema upgraded to version %d", version + 1);
     }

@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <glib/gi18n.h>
 #include <glib/gstdio.h>
 #include <sodium.h>
 #include <string.h>
@@ -46,30 +47,30 @@ relais_vault_set_sqlite_error (RelaisVault  *self,
 
       code = RELAIS_VAULT_ERROR_DAMAGED;
       if (pgno != 0)
-        detail = g_strdup_printf ("the vault is damaged: page %u failed its authentication check", pgno);
+        detail = g_strdup_printf (_("the vault is damaged: page %u failed its authentication check"), pgno);
       else
-        detail = g_strdup ("the vault is damaged: a page failed its authentication check");
+        detail = g_strdup (_("the vault is damaged: a page failed its authentication check"));
     }
   else if (primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB)
     {
       code = RELAIS_VAULT_ERROR_DAMAGED;
-      detail = g_strdup ("the vault is damaged");
+      detail = g_strdup (_("the vault is damaged"));
     }
   else if (primary == SQLITE_FULL)
     {
       code = RELAIS_VAULT_ERROR_FULL;
-      detail = g_strdup ("the disk is full; nothing was changed");
+      detail = g_strdup (_("the disk is full; nothing was changed"));
     }
   else if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED)
     {
       code = RELAIS_VAULT_ERROR_BUSY;
-      detail = g_strdup ("the vault is open in another program");
+      detail = g_strdup (_("the vault is open in another program"));
     }
   else if (primary == SQLITE_IOERR || primary == SQLITE_CANTOPEN || primary == SQLITE_READONLY ||
            primary == SQLITE_PERM)
     {
       code = RELAIS_VAULT_ERROR_IO;
-      detail = g_strdup_printf ("could not read or write the vault (%s)", sqlite3_errstr (rc));
+      detail = g_strdup_printf (_("could not read or write the vault (%s)"), sqlite3_errstr (rc));
     }
   else
     {
@@ -79,7 +80,9 @@ relais_vault_set_sqlite_error (RelaisVault  *self,
     }
 
   if (what != NULL)
-    g_set_error (error, RELAIS_VAULT_ERROR, code, "%s: %s", what, detail);
+    g_set_error (error, RELAIS_VAULT_ERROR, code,
+                 /* Translators: what failed, then why (“Could not read the vault: the disk is full”). */
+                 _("%s: %s"), what, detail);
   else
     {
       detail[0] = g_ascii_toupper (detail[0]);
@@ -247,7 +250,7 @@ configure_connection (RelaisVault               *self,
   if (reserve != RELAIS_RESERVE_BYTES)
     {
       g_set_error_literal (error, RELAIS_VAULT_ERROR, RELAIS_VAULT_ERROR_DAMAGED,
-                           "This database was not made by Relais");
+                           _("This database was not made by Relais"));
       return FALSE;
     }
 
@@ -288,7 +291,7 @@ load_identity (RelaisVault  *self,
   if (self->device_id == NULL)
     {
       g_set_error_literal (error, RELAIS_VAULT_ERROR, RELAIS_VAULT_ERROR_DAMAGED,
-                           "The vault is damaged: its device id is missing");
+                           _("The vault is damaged: its device id is missing"));
       goto fail;
     }
   if (self->author == NULL)
@@ -324,7 +327,7 @@ open_with_keyfile (const char                *dir,
   if (self->vfs == NULL)
     {
       g_set_error_literal (error, RELAIS_VAULT_ERROR, RELAIS_VAULT_ERROR_FAILED,
-                           "Could not set up the vault's encryption");
+                           _("Could not set up the vault's encryption"));
       vault_free (self);
       return NULL;
     }
@@ -334,7 +337,7 @@ open_with_keyfile (const char                *dir,
   else if (!g_file_test (path, G_FILE_TEST_IS_REGULAR))
     {
       g_set_error (error, RELAIS_VAULT_ERROR, RELAIS_VAULT_ERROR_DAMAGED,
-                   "The vault in %s has lost its database file", dir);
+                   _("The vault in %s has lost its database file"), dir);
       vault_free (self);
       return NULL;
     }
@@ -342,7 +345,7 @@ open_with_keyfile (const char                *dir,
   rc = sqlite3_open_v2 (path, &self->db, flags, relais_vfs_get_name (self->vfs));
   if (rc != SQLITE_OK)
     {
-      relais_vault_set_sqlite_error (self, rc, "Could not open the vault", error);
+      relais_vault_set_sqlite_error (self, rc, _("Could not open the vault"), error);
       vault_free (self);
       return NULL;
     }
@@ -375,7 +378,7 @@ relais_vault_create (const char                *dir,
   if (g_mkdir_with_parents (dir, 0700) != 0)
     {
       g_set_error (error, RELAIS_VAULT_ERROR, RELAIS_VAULT_ERROR_IO,
-                   "Could not create the directory %s: %s", dir, g_strerror (errno));
+                   _("Could not create the directory %s: %s"), dir, g_strerror (errno));
       return NULL;
     }
 
@@ -383,7 +386,7 @@ relais_vault_create (const char                *dir,
   if (g_file_test (db_path, G_FILE_TEST_EXISTS))
     {
       g_set_error (error, RELAIS_VAULT_ERROR, RELAIS_VAULT_ERROR_EXISTS,
-                   "A vault already exists in %s", dir);
+                   _("A vault already exists in %s"), dir);
       return NULL;
     }
 
@@ -424,7 +427,7 @@ check_dir (const char  *dir,
   if (!g_file_test (dir, G_FILE_TEST_IS_DIR))
     {
       g_set_error (error, RELAIS_VAULT_ERROR, RELAIS_VAULT_ERROR_NO_VAULT,
-                   "No vault in %s: create one with 'relaisctl init'", dir);
+                   _("No vault in %s: create one with 'relaisctl init'"), dir);
       return FALSE;
     }
   return TRUE;
@@ -546,7 +549,7 @@ find_free_leaves (RelaisVault   *self,
 
 damaged:
   g_set_error_literal (error, RELAIS_VAULT_ERROR, RELAIS_VAULT_ERROR_DAMAGED,
-                       "The vault is damaged: its list of free pages is broken");
+                       _("The vault is damaged: its list of free pages is broken"));
   return NULL;
 }
 
@@ -579,7 +582,7 @@ relais_vault_verify (RelaisVault  *self,
   if (rc != SQLITE_OK || file == NULL || file->pMethods == NULL)
     {
       g_set_error_literal (error, RELAIS_VAULT_ERROR, RELAIS_VAULT_ERROR_FAILED,
-                           "Could not read the vault's database file");
+                           _("Could not read the vault's database file"));
       return FALSE;
     }
   rc = file->pMethods->xFileSize (file, &size);
@@ -591,7 +594,7 @@ relais_vault_verify (RelaisVault  *self,
   if (size % RELAIS_PAGE_SIZE != 0)
     {
       g_set_error_literal (error, RELAIS_VAULT_ERROR, RELAIS_VAULT_ERROR_DAMAGED,
-                           "The vault is damaged: its database file was cut short");
+                           _("The vault is damaged: its database file was cut short"));
       return FALSE;
     }
 
@@ -630,7 +633,7 @@ relais_vault_verify (RelaisVault  *self,
       if (g_strcmp0 (line, "ok") != 0)
         {
           g_set_error_literal (error, RELAIS_VAULT_ERROR, RELAIS_VAULT_ERROR_DAMAGED,
-                               "The vault is damaged: its integrity check failed");
+                               _("The vault is damaged: its integrity check failed"));
           return FALSE;
         }
     }

@@ -16,6 +16,7 @@
 #include <glib/gi18n.h>
 #include <json-glib/json-glib.h>
 
+#include "relais-i18n.h"
 #include "relais-import.h"
 #include "relais-person.h"
 #include "relais-vault.h"
@@ -37,9 +38,9 @@ static Globals globals;
 
 static GOptionEntry global_entries[] = {
   { "vault", 0, 0, G_OPTION_ARG_FILENAME, &globals.vault_dir,
-    "Vault directory (default: $XDG_DATA_HOME/relais)", "DIR" },
+    N_("Vault directory (default: $XDG_DATA_HOME/relais)"), N_("DIR") },
   { "passphrase-file", 0, 0, G_OPTION_ARG_FILENAME, &globals.passphrase_file,
-    "Read the passphrase from the first line of FILE", "FILE" },
+    N_("Read the passphrase from the first line of FILE"), N_("FILE") },
   { NULL }
 };
 
@@ -148,7 +149,7 @@ secret_from_file (Secret      *secret,
   if (file == NULL)
     {
       g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (errno),
-                   "Could not read the passphrase file %s: %s", path, g_strerror (errno));
+                   _("Could not read the passphrase file %s: %s"), path, g_strerror (errno));
       return FALSE;
     }
   setvbuf (file, NULL, _IONBF, 0);
@@ -157,7 +158,7 @@ secret_from_file (Secret      *secret,
   if (!ok)
     {
       g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
-                   "The passphrase file %s is empty", path);
+                   _("The passphrase file %s is empty"), path);
       return FALSE;
     }
   chomp (secret->text);
@@ -177,7 +178,7 @@ secret_from_prompt (Secret      *secret,
   if (tty == NULL)
     {
       g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
-                           "No passphrase: set RELAIS_PASSPHRASE, use --passphrase-file, or run in a terminal");
+                           _("No passphrase: set RELAIS_PASSPHRASE, use --passphrase-file, or run in a terminal"));
       return FALSE;
     }
   setvbuf (tty, NULL, _IONBF, 0);
@@ -192,7 +193,7 @@ secret_from_prompt (Secret      *secret,
   fclose (tty);
   if (!ok)
     {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_CANCELLED, "No passphrase given");
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_CANCELLED, _("No passphrase given"));
       return FALSE;
     }
   chomp (secret->text);
@@ -212,18 +213,18 @@ get_passphrase (gboolean   twice,
     }
   else if (!secret_from_env (secret, "RELAIS_PASSPHRASE"))
     {
-      if (!secret_from_prompt (secret, twice ? "New passphrase: " : "Passphrase: ", error))
+      if (!secret_from_prompt (secret, twice ? _("New passphrase: ") : _("Passphrase: "), error))
         return NULL;
       if (twice)
         {
           g_autoptr(Secret) again = secret_new ();
 
-          if (!secret_from_prompt (again, "Passphrase again: ", error))
+          if (!secret_from_prompt (again, _("Passphrase again: "), error))
             return NULL;
           if (strcmp (secret->text, again->text) != 0)
             {
               g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                                   "The two passphrases differ");
+                                   _("The two passphrases differ"));
               return NULL;
             }
         }
@@ -231,7 +232,7 @@ get_passphrase (gboolean   twice,
 
   if (secret->text[0] == '\0')
     {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "The passphrase is empty");
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, _("The passphrase is empty"));
       return NULL;
     }
   return g_steal_pointer (&secret);
@@ -259,10 +260,13 @@ parse_options (int           *argc,
 {
   g_autoptr(GOptionContext) context = g_option_context_new (usage);
 
+  /* GOption translates the usage, the summary and the options' texts
+   * itself: they are marked with N_() only. */
+  g_option_context_set_translation_domain (context, GETTEXT_PACKAGE);
   g_option_context_set_summary (context, summary);
-  g_option_context_add_main_entries (context, global_entries, NULL);
+  g_option_context_add_main_entries (context, global_entries, GETTEXT_PACKAGE);
   if (entries != NULL)
-    g_option_context_add_main_entries (context, entries, NULL);
+    g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
   return g_option_context_parse (context, argc, argv, error);
 }
 
@@ -278,10 +282,10 @@ cmd_init (int argc, char **argv)
   RelaisVaultOptions options = { 0 };
   RelaisVault *vault;
 
-  if (!parse_options (&argc, &argv, "", "Create a vault and print its recovery key once.", NULL, &error))
+  if (!parse_options (&argc, &argv, "", N_("Create a vault and print its recovery key once."), NULL, &error))
     return fail_error (error);
   if (argc != 1)
-    return fail ("init takes no argument");
+    return fail (_("init takes no argument"));
 
   /* Only for test suites that create hundreds of vaults: a weak KDF must
    * never protect real data, so it is loud about it. */
@@ -301,10 +305,10 @@ cmd_init (int argc, char **argv)
   relais_vault_close (vault);
 
   if (options.kdf != NULL)
-    g_printerr ("relaisctl: warning: weak key derivation (RELAIS_TEST_FAST_KDF): for tests only\n");
-  g_printerr ("Vault created in %s.\n"
-              "Recovery key — write it down now and keep it apart from this computer; "
-              "it opens the vault if the passphrase is lost, and it will not be shown again:\n",
+    g_printerr ("relaisctl: %s\n", _("warning: weak key derivation (RELAIS_TEST_FAST_KDF): for tests only"));
+  g_printerr (_("Vault created in %s.\n"
+                "Recovery key — write it down now and keep it apart from this computer; "
+                "it opens the vault if the passphrase is lost, and it will not be shown again:\n"),
               vault_dir ());
   g_print ("%s\n", recovery);
   sodium_memzero (recovery, strlen (recovery));
@@ -320,21 +324,21 @@ cmd_passwd (int argc, char **argv)
   RelaisVault *vault = NULL;
   GOptionEntry entries[] = {
     { "recovery-key", 0, 0, G_OPTION_ARG_NONE, &use_recovery,
-      "Unlock with the recovery key (from RELAIS_RECOVERY_KEY or a prompt) instead of the passphrase", NULL },
+      N_("Unlock with the recovery key (from RELAIS_RECOVERY_KEY or a prompt) instead of the passphrase"), NULL },
     { NULL }
   };
 
-  if (!parse_options (&argc, &argv, "", "Change the vault's passphrase (the database is not rewritten).", entries, &error))
+  if (!parse_options (&argc, &argv, "", N_("Change the vault's passphrase (the database is not rewritten)."), entries, &error))
     return fail_error (error);
   if (argc != 1)
-    return fail ("passwd takes no argument");
+    return fail (_("passwd takes no argument"));
 
   if (use_recovery)
     {
       g_autoptr(Secret) key = secret_new ();
 
       if (!secret_from_env (key, "RELAIS_RECOVERY_KEY") &&
-          !secret_from_prompt (key, "Recovery key: ", &error))
+          !secret_from_prompt (key, _("Recovery key: "), &error))
         return fail_error (error);
       vault = relais_vault_open_recovery (vault_dir (), key->text, NULL, &error);
     }
@@ -347,8 +351,8 @@ cmd_passwd (int argc, char **argv)
     {
       g_autoptr(Secret) again = secret_new ();
 
-      if (!secret_from_prompt (fresh, "New passphrase: ", &error) ||
-          !secret_from_prompt (again, "New passphrase again: ", &error))
+      if (!secret_from_prompt (fresh, _("New passphrase: "), &error) ||
+          !secret_from_prompt (again, _("New passphrase again: "), &error))
         {
           relais_vault_close (vault);
           return fail_error (error);
@@ -356,13 +360,13 @@ cmd_passwd (int argc, char **argv)
       if (strcmp (fresh->text, again->text) != 0)
         {
           relais_vault_close (vault);
-          return fail ("The two passphrases differ");
+          return fail (_("The two passphrases differ"));
         }
     }
   if (fresh->text[0] == '\0')
     {
       relais_vault_close (vault);
-      return fail ("The new passphrase is empty");
+      return fail (_("The new passphrase is empty"));
     }
 
   if (!relais_vault_change_passphrase (vault, fresh->text, &error))
@@ -371,7 +375,7 @@ cmd_passwd (int argc, char **argv)
       return fail_error (error);
     }
   relais_vault_close (vault);
-  g_printerr ("Passphrase changed.\n");
+  g_printerr ("%s\n", _("Passphrase changed."));
   return 0;
 }
 
@@ -384,10 +388,10 @@ cmd_verify (int argc, char **argv)
   guint rejected;
   gboolean ok;
 
-  if (!parse_options (&argc, &argv, "", "Authenticate every page and check the vault's integrity.", NULL, &error))
+  if (!parse_options (&argc, &argv, "", N_("Authenticate every page and check the vault's integrity."), NULL, &error))
     return fail_error (error);
   if (argc != 1)
-    return fail ("verify takes no argument");
+    return fail (_("verify takes no argument"));
 
   vault = open_vault (&error);
   if (vault == NULL)
@@ -399,9 +403,22 @@ cmd_verify (int argc, char **argv)
     return fail_error (error);
 
   if (rejected > 0)
-    g_printerr ("relaisctl: note: %u incomplete journal frame(s) were discarded when the vault "
-                "was opened (normal after a power cut)\n", rejected);
-  g_print ("ok: %u pages authenticated, integrity check passed\n", pages);
+    {
+      g_autofree char *note = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
+                                                            "note: %u incomplete journal frame was discarded "
+                                                            "when the vault was opened (normal after a power cut)",
+                                                            "note: %u incomplete journal frames were discarded "
+                                                            "when the vault was opened (normal after a power cut)",
+                                                            rejected),
+                                               rejected);
+
+      g_printerr ("relaisctl: %s\n", note);
+    }
+  g_print (g_dngettext (GETTEXT_PACKAGE,
+                        "ok: %u page authenticated, integrity check passed\n",
+                        "ok: %u pages authenticated, integrity check passed\n",
+                        pages),
+           pages);
   return 0;
 }
 
@@ -414,13 +431,13 @@ person_options_entries (PersonOptions *o,
                         GOptionEntry   entries[8])
 {
   GOptionEntry e[] = {
-    { "last-name", 0, 0, G_OPTION_ARG_STRING, &o->last_name, "Last name", "TEXT" },
-    { "first-name", 0, 0, G_OPTION_ARG_STRING, &o->first_name, "First name", "TEXT" },
-    { "birth-date", 0, 0, G_OPTION_ARG_STRING, &o->birth_date, "Date of birth", "YYYY-MM-DD" },
-    { "phone", 0, 0, G_OPTION_ARG_STRING, &o->phone, "Phone number", "NUMBER" },
-    { "email", 0, 0, G_OPTION_ARG_STRING, &o->email, "E-mail address", "ADDRESS" },
-    { "postal-code", 0, 0, G_OPTION_ARG_STRING, &o->postal_code, "Postal code", "CODE" },
-    { "city", 0, 0, G_OPTION_ARG_STRING, &o->city, "City", "TEXT" },
+    { "last-name", 0, 0, G_OPTION_ARG_STRING, &o->last_name, N_("Last name"), N_("TEXT") },
+    { "first-name", 0, 0, G_OPTION_ARG_STRING, &o->first_name, N_("First name"), N_("TEXT") },
+    { "birth-date", 0, 0, G_OPTION_ARG_STRING, &o->birth_date, N_("Date of birth"), N_("YYYY-MM-DD") },
+    { "phone", 0, 0, G_OPTION_ARG_STRING, &o->phone, N_("Phone number"), N_("NUMBER") },
+    { "email", 0, 0, G_OPTION_ARG_STRING, &o->email, N_("E-mail address"), N_("ADDRESS") },
+    { "postal-code", 0, 0, G_OPTION_ARG_STRING, &o->postal_code, N_("Postal code"), N_("CODE") },
+    { "city", 0, 0, G_OPTION_ARG_STRING, &o->city, N_("City"), N_("TEXT") },
     { NULL }
   };
 
@@ -475,12 +492,12 @@ cmd_person_add (int argc, char **argv)
 
   person_options_entries (&o, entries);
   entries[7] = (GOptionEntry) { "allow-duplicate", 0, 0, G_OPTION_ARG_NONE, &allow_duplicate,
-                                "Add even if a dossier with the same name and birth date exists", NULL };
+                                N_("Add even if a dossier with the same name and birth date exists"), NULL };
   entries[8] = (GOptionEntry) { NULL };
-  if (!parse_options (&argc, &argv, "", "Add a dossier and print its id.", entries, &error))
+  if (!parse_options (&argc, &argv, "", N_("Add a dossier and print its id."), entries, &error))
     return fail_error (error);
   if (argc != 1)
-    return fail ("person add takes options only (see --help)");
+    return fail (_("person add takes options only (see --help)"));
 
   person = person_from_options (&o);
   if (!relais_person_validate (person, TRUE, &error))
@@ -502,8 +519,8 @@ cmd_person_add (int argc, char **argv)
       if (existing != NULL)
         {
           relais_vault_close (vault);
-          return fail ("A dossier with the same name and birth date exists already: %s "
-                       "(use --allow-duplicate to add another)", existing);
+          return fail (_("A dossier with the same name and birth date exists already: %s "
+                         "(use --allow-duplicate to add another)"), existing);
         }
     }
 
@@ -526,11 +543,11 @@ cmd_person_edit (int argc, char **argv)
   gboolean ok;
 
   person_options_entries (&o, entries);
-  if (!parse_options (&argc, &argv, "ID", "Change fields of a dossier (an empty value clears an optional field).",
+  if (!parse_options (&argc, &argv, N_("ID"), N_("Change fields of a dossier (an empty value clears an optional field)."),
                       entries, &error))
     return fail_error (error);
   if (argc != 2)
-    return fail ("person edit takes one dossier id");
+    return fail (_("person edit takes one dossier id"));
 
   changes = person_from_options (&o);
   if (!relais_person_validate (changes, FALSE, &error))
@@ -555,20 +572,20 @@ cmd_person_list_or_search (int argc, char **argv, gboolean search)
   int limit = 0;
   RelaisVault *vault;
   GOptionEntry entries[] = {
-    { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print JSON", NULL },
-    { "limit", 0, 0, G_OPTION_ARG_INT, &limit, "At most N dossiers", "N" },
+    { "json", 0, 0, G_OPTION_ARG_NONE, &json, N_("Print JSON"), NULL },
+    { "limit", 0, 0, G_OPTION_ARG_INT, &limit, N_("At most N dossiers"), N_("N") },
     { NULL }
   };
 
-  if (!parse_options (&argc, &argv, search ? "QUERY" : "",
-                      search ? "Dossiers whose name contains QUERY (any case, any accent), one a line."
-                             : "Every dossier, one a line: id, last name, first name, birth date.",
+  if (!parse_options (&argc, &argv, search ? N_("QUERY") : "",
+                      search ? N_("Dossiers whose name contains QUERY (any case, any accent), one a line.")
+                             : N_("Every dossier, one a line: id, last name, first name, birth date."),
                       entries, &error))
     return fail_error (error);
   if (argc != (search ? 2 : 1))
-    return fail (search ? "person search takes one query" : "person list takes no argument");
+    return fail (search ? _("person search takes one query") : _("person list takes no argument"));
   if (limit < 0)
-    return fail ("--limit must be positive");
+    return fail (_("--limit must be positive"));
 
   vault = open_vault (&error);
   if (vault == NULL)
@@ -621,14 +638,14 @@ cmd_person_show (int argc, char **argv)
   gboolean json = FALSE;
   RelaisVault *vault;
   GOptionEntry entries[] = {
-    { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print the dossier as JSON", NULL },
+    { "json", 0, 0, G_OPTION_ARG_NONE, &json, N_("Print the dossier as JSON"), NULL },
     { NULL }
   };
 
-  if (!parse_options (&argc, &argv, "ID", "Show a dossier.", entries, &error))
+  if (!parse_options (&argc, &argv, N_("ID"), N_("Show a dossier."), entries, &error))
     return fail_error (error);
   if (argc != 2)
-    return fail ("person show takes one dossier id");
+    return fail (_("person show takes one dossier id"));
 
   vault = open_vault (&error);
   if (vault == NULL)
@@ -671,7 +688,7 @@ cmd_person (int argc, char **argv)
     return cmd_person_list_or_search (argc - 1, argv + 1, TRUE);
   if (g_strcmp0 (sub, "show") == 0)
     return cmd_person_show (argc - 1, argv + 1);
-  return fail ("person needs one of: add, list, show, search, edit");
+  return fail (_("person needs one of: add, list, show, search, edit"));
 }
 
 static int
@@ -684,12 +701,12 @@ cmd_import (int argc, char **argv)
   RelaisVault *vault;
   gboolean ok;
 
-  if (!parse_options (&argc, &argv, "FILE",
-                      "Import people from a CSV file (';' or ',', UTF-8 or Windows-1252). "
-                      "All rows or none: a file with bad rows is refused whole.", NULL, &error))
+  if (!parse_options (&argc, &argv, N_("FILE"),
+                      N_("Import people from a CSV file (';' or ',', UTF-8 or Windows-1252). "
+                         "All rows or none: a file with bad rows is refused whole."), NULL, &error))
     return fail_error (error);
   if (argc != 2)
-    return fail ("import takes one CSV file");
+    return fail (_("import takes one CSV file"));
 
   if (!g_file_get_contents (argv[1], &data, &length, &error))
     return fail_error (error);
@@ -704,7 +721,10 @@ cmd_import (int argc, char **argv)
   if (!ok)
     return fail_error (error);
 
-  g_print ("imported %u rows: %u created, %u updated, %u unchanged\n",
+  g_print (g_dngettext (GETTEXT_PACKAGE,
+                        "imported %u row: %u created, %u updated, %u unchanged\n",
+                        "imported %u rows: %u created, %u updated, %u unchanged\n",
+                        stats.rows),
            stats.rows, stats.created, stats.updated, stats.unchanged);
   return 0;
 }
@@ -717,11 +737,11 @@ cmd_export (int argc, char **argv)
   RelaisVault *vault;
 
   if (!parse_options (&argc, &argv, "",
-                      "Print every dossier, decrypted, as one JSON document "
-                      "(the person's right of access and portability).", NULL, &error))
+                      N_("Print every dossier, decrypted, as one JSON document "
+                         "(the person's right of access and portability)."), NULL, &error))
     return fail_error (error);
   if (argc != 1)
-    return fail ("export takes no argument");
+    return fail (_("export takes no argument"));
 
   vault = open_vault (&error);
   if (vault == NULL)
@@ -737,18 +757,19 @@ cmd_export (int argc, char **argv)
 static void
 usage (void)
 {
-  g_printerr ("Usage: relaisctl COMMAND [OPTIONS]\n\n"
-              "Commands:\n"
-              "  init                      create a vault and print its recovery key once\n"
-              "  passwd                    change the passphrase\n"
-              "  verify                    authenticate every page and check integrity\n"
-              "  person add|list|show|search|edit\n"
-              "                            dossiers from the shell\n"
-              "  import FILE               import people from a CSV file\n"
-              "  export                    every dossier as one JSON document\n\n"
-              "Every command takes --vault DIR and --passphrase-file FILE; the passphrase\n"
-              "may also come from RELAIS_PASSPHRASE, or is asked for without echo.\n"
-              "'relaisctl COMMAND --help' tells more.\n");
+  /* Translators: keep the command and option names, and the column. */
+  g_printerr ("%s", _("Usage: relaisctl COMMAND [OPTIONS]\n\n"
+                      "Commands:\n"
+                      "  init                      create a vault and print its recovery key once\n"
+                      "  passwd                    change the passphrase\n"
+                      "  verify                    authenticate every page and check integrity\n"
+                      "  person add|list|show|search|edit\n"
+                      "                            dossiers from the shell\n"
+                      "  import FILE               import people from a CSV file\n"
+                      "  export                    every dossier as one JSON document\n\n"
+                      "Every command takes --vault DIR and --passphrase-file FILE; the passphrase\n"
+                      "may also come from RELAIS_PASSPHRASE, or is asked for without echo.\n"
+                      "'relaisctl COMMAND --help' tells more.\n"));
 }
 
 int
@@ -758,11 +779,12 @@ main (int argc, char **argv)
   const char *command;
 
   setlocale (LC_ALL, "");
+  relais_i18n_init ();
   /* No core dump may carry a key or a dossier. */
   setrlimit (RLIMIT_CORE, &no_core);
 
   if (sodium_init () < 0)
-    return fail ("The cryptography library could not start");
+    return fail (_("The cryptography library could not start"));
 
   if (argc < 2 || g_str_equal (argv[1], "--help") || g_str_equal (argv[1], "-h"))
     {
@@ -784,5 +806,5 @@ main (int argc, char **argv)
   if (g_str_equal (command, "export"))
     return cmd_export (argc - 1, argv + 1);
 
-  return fail ("unknown command '%s': see 'relaisctl --help'", command);
+  return fail (_("unknown command '%s': see 'relaisctl --help'"), command);
 }
