@@ -5,6 +5,7 @@
 #include <glib/gi18n.h>
 
 #include "relais-application.h"
+#include "relais-preferences-window.h"
 #include "relais-ui.h"
 #include "relais-window.h"
 
@@ -15,6 +16,8 @@ struct _RelaisApplication
   /* NULL when the schema is missing: the program still runs, it only
    * forgets its settings. */
   GSettings      *settings;
+  /* --vault DIR, or NULL for the default directory. */
+  char           *vault_dir;
 };
 
 G_DEFINE_FINAL_TYPE (RelaisApplication, relais_application, ADW_TYPE_APPLICATION)
@@ -76,6 +79,20 @@ relais_application_about (GSimpleAction *action,
 }
 
 static void
+relais_application_preferences (GSimpleAction *action,
+                                GVariant      *parameter,
+                                gpointer       user_data)
+{
+  RelaisApplication *self = user_data;
+  GtkWindow *parent = gtk_application_get_active_window (GTK_APPLICATION (self));
+
+  if (self->settings == NULL)
+    return;
+
+  gtk_window_present (GTK_WINDOW (relais_preferences_window_new (parent, self->settings)));
+}
+
+static void
 relais_application_quit (GSimpleAction *action,
                          GVariant      *parameter,
                          gpointer       user_data)
@@ -85,6 +102,7 @@ relais_application_quit (GSimpleAction *action,
 
 static const GActionEntry app_actions[] = {
   { .name = "about", .activate = relais_application_about },
+  { .name = "preferences", .activate = relais_application_preferences },
   { .name = "quit", .activate = relais_application_quit },
 };
 
@@ -94,6 +112,7 @@ relais_application_startup (GApplication *application)
   RelaisApplication *self = RELAIS_APPLICATION (application);
   static const char *quit_accels[] = { "<Control>q", NULL };
   static const char *close_accels[] = { "<Control>w", NULL };
+  static const char *preferences_accels[] = { "<Control>comma", NULL };
 
   G_APPLICATION_CLASS (relais_application_parent_class)->startup (application);
 
@@ -103,6 +122,8 @@ relais_application_startup (GApplication *application)
                                    G_N_ELEMENTS (app_actions), self);
   gtk_application_set_accels_for_action (GTK_APPLICATION (self), "app.quit", quit_accels);
   gtk_application_set_accels_for_action (GTK_APPLICATION (self), "window.close", close_accels);
+  gtk_application_set_accels_for_action (GTK_APPLICATION (self), "app.preferences",
+                                         preferences_accels);
 
   gtk_window_set_default_icon_name (APPLICATION_ID);
 }
@@ -114,7 +135,7 @@ relais_application_activate (GApplication *application)
   GtkWindow *window = gtk_application_get_active_window (GTK_APPLICATION (self));
 
   if (window == NULL)
-    window = GTK_WINDOW (relais_window_new (self));
+    window = GTK_WINDOW (relais_window_new (self, self->vault_dir));
 
   gtk_window_present (window);
 }
@@ -130,22 +151,59 @@ relais_application_dispose (GObject *object)
 }
 
 static void
+relais_application_finalize (GObject *object)
+{
+  RelaisApplication *self = (RelaisApplication *)object;
+
+  g_clear_pointer (&self->vault_dir, g_free);
+
+  G_OBJECT_CLASS (relais_application_parent_class)->finalize (object);
+}
+
+static int
+relais_application_handle_local_options (GApplication *application,
+                                         GVariantDict *options)
+{
+  RelaisApplication *self = RELAIS_APPLICATION (application);
+  g_autofree char *vault_dir = NULL;
+
+  if (g_variant_dict_lookup (options, "vault", "^ay", &vault_dir))
+    {
+      g_free (self->vault_dir);
+      /* Relative to where the program was started, not to where it runs. */
+      self->vault_dir = g_canonicalize_filename (vault_dir, NULL);
+    }
+
+  return -1;
+}
+
+static void
 relais_application_class_init (RelaisApplicationClass *klass)
 {
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
   GApplicationClass *app_class = G_APPLICATION_CLASS (klass);
 
   object_class->dispose = relais_application_dispose;
+  object_class->finalize = relais_application_finalize;
 
   app_class->startup = relais_application_startup;
   app_class->activate = relais_application_activate;
+  app_class->handle_local_options = relais_application_handle_local_options;
 }
 
 static void
 relais_application_init (RelaisApplication *self)
 {
+  static const GOptionEntry options[] = {
+    { "vault", 0, 0, G_OPTION_ARG_FILENAME, NULL,
+      N_("The vault’s directory (default: ~/.local/share/relais)"), N_("DIR") },
+    { NULL }
+  };
+
   /* Before startup, which reads the help overlay and icons from it. */
   relais_ui_register_resources ();
+
+  g_application_add_main_option_entries (G_APPLICATION (self), options);
 }
 
 RelaisApplication *

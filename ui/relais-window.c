@@ -3,18 +3,53 @@
 #include "config.h"
 
 #include <glib/gi18n.h>
+#include <string.h>
 
+#include "relais-keyfile.h"
+#include "relais-accessible.h"
+#include "relais-person-dialog.h"
+#include "relais-preferences-window.h"
+#include "relais-strength.h"
 #include "relais-ui.h"
+#include "relais-vault-view.h"
 #include "relais-window.h"
+
+/* How often the window checks whether it has been idle long enough. */
+#define IDLE_CHECK_SECONDS 10
 
 struct _RelaisWindow
 {
   AdwApplicationWindow  parent_instance;
 
   GSettings            *settings;
+  char                 *vault_dir;
+  RelaisVault          *vault;
+  GCancellable         *cancellable;
+  RelaisVaultView      *view;
+  gint64                last_activity;
+  guint                 idle_source;
+  gboolean              busy;
 
   /* Template widgets */
+  AdwToastOverlay      *toast_overlay;
+  GtkStack             *stack;
+  AdwPasswordEntryRow  *new_passphrase_row;
+  AdwPasswordEntryRow  *confirm_passphrase_row;
+  AdwActionRow         *strength_row;
+  GtkLevelBar          *strength_bar;
+  GtkLabel             *create_error;
+  GtkButton            *create_button;
+  GtkSpinner           *create_spinner;
+  GtkLabel             *recovery_key_label;
+  GtkCheckButton       *written_check;
+  GtkButton            *continue_button;
+  AdwStatusPage        *unlock_page;
   AdwPasswordEntryRow  *passphrase_row;
+  GtkLabel             *unlock_error;
+  GtkButton            *unlock_button;
+  GtkSpinner           *unlock_spinner;
+  AdwBin               *vault_bin;
+  GMenuModel           *primary_menu;
 };
 
 G_DEFINE_FINAL_TYPE (RelaisWindow, relais_window, ADW_TYPE_APPLICATION_WINDOW)
@@ -22,16 +57,409 @@ G_DEFINE_FINAL_TYPE (RelaisWindow, relais_window, ADW_TYPE_APPLICATION_WINDOW)
 enum {
   PROP_0,
   PROP_SETTINGS,
+  PROP_VAULT_DIR,
   N_PROPS
 };
 
-enum {
-  UNLOCK_REQUESTED,
-  N_SIGNALS
-};
-
 static GParamSpec *properties[N_PROPS];
-static guint signals[N_SIGNALS];
+
+static void update_actions (RelaisWindow *self);
+
+/* Vault creation and opening, in a thread: Argon2id takes most of a
+ * second and a quarter of a gigabyte, and the window must stay alive. */
+typedef struct {
+  char     *dir;
+  char     *passphrase;
+  gboolean  create;
+  char     *recovery_key;
+} OpenData;
+
+static void
+wipe_string (char **s)
+{
+  if (*s != NULL)
+    {
+      explicit_bzero (*s, strlen (*s));
+      g_clear_pointer (s, g_free);
+    }
+}
+
+static void
+open_data_free (OpenData *data)
+{
+  g_free (data->dir);
+  wipe_string (&data->passphrase);
+  wipe_string (&data->recovery_key);
+  g_free (data);
+}
+
+static void
+open_thread (GTask        *task,
+             gpointer      source_object,
+             gpointer      task_data,
+             GCancellable *cancellable)
+{
+  OpenData *data = task_data;
+  GError *error = NULL;
+  RelaisVault *vault;
+
+  if (data->create)
+    vault = relais_vault_create (data->dir, data->passphrase, NULL, &data->recovery_key, &error);
+  else
+    vault = relais_vault_open (data->dir, data->passphrase, NULL, &error);
+  wipe_string (&data->passphrase);
+
+  if (vault == NULL)
+    g_task_return_error (task, error);
+  else
+    g_task_return_pointer (task, vault, (GDestroyNotify) relais_vault_close);
+}
+
+static void
+open_async (RelaisWindow        *self,
+            const char          *passphrase,
+            gboolean             create,
+            GAsyncReadyCallback  callback)
+{
+  g_autoptr(GTask) task = NULL;
+  OpenData *data = g_new0 (OpenData, 1);
+
+  data->dir = g_strdup (self->vault_dir);
+  data->passphrase = g_strdup (passphrase);
+  data->create = create;
+
+  task = g_task_new (self, self->cancellable, callback, NULL);
+  g_task_set_source_tag (task, open_async);
+  g_task_set_task_data (task, data, (GDestroyNotify) open_data_free);
+  g_task_run_in_thread (task, open_thread);
+}
+
+static void
+note_activity (RelaisWindow *self)
+{
+  self->last_activity = g_get_monotonic_time ();
+}
+
+static gboolean
+on_any_event (GtkEventControllerLegacy *controller,
+              GdkEvent                 *event,
+              RelaisWindow             *self)
+{
+  switch (gdk_event_get_event_type (event))
+    {
+    case GDK_MOTION_NOTIFY:
+    case GDK_BUTTON_PRESS:
+    case GDK_BUTTON_RELEASE:
+    case GDK_KEY_PRESS:
+    case GDK_KEY_RELEASE:
+    case GDK_SCROLL:
+    case GDK_TOUCH_BEGIN:
+    case GDK_TOUCH_UPDATE:
+    case GDK_TOUCHPAD_SWIPE:
+    case GDK_TOUCHPAD_PINCH:
+      note_activity (self);
+      break;
+
+    default:
+      break;
+    }
+
+  return GDK_EVENT_PROPAGATE;
+}
+
+/* Any input in @window, the main one or a dialog of it, keeps the vault
+ * open. */
+static void
+watch_activity (RelaisWindow *self,
+                GtkWindow    *window)
+{
+  GtkEventController *controller = gtk_event_controller_legacy_new ();
+
+  gtk_event_controller_set_propagation_phase (controller, GTK_PHASE_CAPTURE);
+  g_signal_connect_object (controller, "event", G_CALLBACK (on_any_event), self, 0);
+  gtk_widget_add_controller (GTK_WIDGET (window), controller);
+}
+
+static guint
+auto_lock_minutes (RelaisWindow *self)
+{
+  if (self->settings == NULL)
+    return 5;
+  return MAX (1, g_settings_get_uint (self->settings, "auto-lock-minutes"));
+}
+
+static void lock (RelaisWindow *self, gboolean idle);
+
+static gboolean
+check_idle (gpointer user_data)
+{
+  RelaisWindow *self = user_data;
+  gint64 limit = (gint64) auto_lock_minutes (self) * 60 * G_USEC_PER_SEC;
+
+  /* Not while the recovery key is shown: locking would take it off the
+   * screen before the person has written it down, for good. */
+  if (self->vault != NULL && self->view != NULL
+      && g_get_monotonic_time () - self->last_activity >= limit)
+    lock (self, TRUE);
+
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+set_page (RelaisWindow *self,
+          const char   *name)
+{
+  gtk_stack_set_visible_child_name (self->stack, name);
+
+  if (g_str_equal (name, "create"))
+    gtk_widget_grab_focus (GTK_WIDGET (self->new_passphrase_row));
+  else if (g_str_equal (name, "recovery"))
+    gtk_widget_grab_focus (GTK_WIDGET (self->written_check));
+  else if (g_str_equal (name, "unlock"))
+    gtk_widget_grab_focus (GTK_WIDGET (self->passphrase_row));
+  else if (self->view != NULL)
+    relais_vault_view_focus_search (self->view);
+
+  update_actions (self);
+}
+
+static void
+on_dossier_shown (RelaisWindow *self)
+{
+  update_actions (self);
+}
+
+static void
+show_vault (RelaisWindow *self)
+{
+  g_assert (self->vault != NULL);
+  g_assert (self->view == NULL);
+
+  self->view = relais_vault_view_new (self->vault, self->primary_menu);
+  g_signal_connect_object (self->view, "notify::dossier-id",
+                           G_CALLBACK (on_dossier_shown), self, G_CONNECT_SWAPPED);
+  adw_bin_set_child (self->vault_bin, GTK_WIDGET (self->view));
+  note_activity (self);
+  set_page (self, "vault");
+}
+
+/* The dialogs of the window, which may hold what a vault holds. */
+static void
+close_dialogs (RelaisWindow *self)
+{
+  GListModel *toplevels = gtk_window_get_toplevels ();
+
+  for (guint i = g_list_model_get_n_items (toplevels); i > 0; i--)
+    {
+      g_autoptr(GtkWindow) window = g_list_model_get_item (toplevels, i - 1);
+
+      if (gtk_window_get_transient_for (window) == GTK_WINDOW (self)
+          && (RELAIS_IS_PERSON_DIALOG (window) || RELAIS_IS_PREFERENCES_WINDOW (window)))
+        gtk_window_destroy (window);
+    }
+}
+
+static void
+lock (RelaisWindow *self,
+      gboolean      idle)
+{
+  if (self->vault == NULL)
+    return;
+
+  close_dialogs (self);
+
+  if (self->view != NULL)
+    {
+      relais_vault_view_detach (self->view);
+      adw_bin_set_child (self->vault_bin, NULL);
+      self->view = NULL;
+    }
+  g_clear_pointer (&self->vault, relais_vault_close);
+  gtk_label_set_label (self->recovery_key_label, "");
+
+  gtk_editable_set_text (GTK_EDITABLE (self->passphrase_row), "");
+  gtk_widget_set_visible (GTK_WIDGET (self->unlock_error), FALSE);
+  if (idle)
+    {
+      guint minutes = auto_lock_minutes (self);
+      g_autofree char *description =
+        g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
+                                      "Your vault locked itself after %u minute without use",
+                                      "Your vault locked itself after %u minutes without use",
+                                      minutes),
+                         minutes);
+
+      adw_status_page_set_description (self->unlock_page, description);
+    }
+  else
+    adw_status_page_set_description (self->unlock_page, _("Your vault is locked"));
+
+  set_page (self, "unlock");
+}
+
+/* Create page */
+
+static void
+update_create_page (RelaisWindow *self)
+{
+  const char *passphrase = gtk_editable_get_text (GTK_EDITABLE (self->new_passphrase_row));
+  RelaisStrength strength = relais_strength_estimate (passphrase, NULL);
+
+  gtk_level_bar_set_value (self->strength_bar, (double) strength);
+  adw_action_row_set_subtitle (self->strength_row, relais_strength_describe (strength));
+  gtk_accessible_update_property (GTK_ACCESSIBLE (self->strength_bar),
+                                  GTK_ACCESSIBLE_PROPERTY_VALUE_TEXT,
+                                  relais_strength_describe (strength),
+                                  -1);
+}
+
+static void
+on_new_passphrase_changed (RelaisWindow *self)
+{
+  update_create_page (self);
+  gtk_widget_set_visible (GTK_WIDGET (self->create_error), FALSE);
+  update_actions (self);
+}
+
+static void
+on_new_passphrase_activated (RelaisWindow *self)
+{
+  gtk_widget_grab_focus (GTK_WIDGET (self->confirm_passphrase_row));
+}
+
+static void
+on_confirm_passphrase_activated (RelaisWindow *self)
+{
+  gtk_widget_activate_action (GTK_WIDGET (self), "vault.create", NULL);
+}
+
+static void
+show_create_error (RelaisWindow *self,
+                   const char   *message,
+                   GtkWidget    *focus)
+{
+  gtk_label_set_label (self->create_error, message);
+  gtk_widget_set_visible (GTK_WIDGET (self->create_error), TRUE);
+  gtk_widget_grab_focus (focus);
+  gtk_editable_select_region (GTK_EDITABLE (focus), 0, -1);
+}
+
+static void
+set_busy (RelaisWindow *self,
+          gboolean      busy)
+{
+  self->busy = busy;
+  gtk_widget_set_visible (GTK_WIDGET (self->create_spinner), busy);
+  gtk_spinner_set_spinning (self->create_spinner, busy);
+  gtk_widget_set_visible (GTK_WIDGET (self->unlock_spinner), busy);
+  gtk_spinner_set_spinning (self->unlock_spinner, busy);
+  /* Not insensitive: the field keeps the focus, and GTK 4.8 warns when a
+   * focused text becomes insensitive. */
+  gtk_editable_set_editable (GTK_EDITABLE (self->new_passphrase_row), !busy);
+  gtk_editable_set_editable (GTK_EDITABLE (self->confirm_passphrase_row), !busy);
+  gtk_editable_set_editable (GTK_EDITABLE (self->passphrase_row), !busy);
+  update_actions (self);
+}
+
+static void
+create_done (GObject      *object,
+             GAsyncResult *result,
+             gpointer      user_data)
+{
+  RelaisWindow *self = RELAIS_WINDOW (object);
+  OpenData *data = g_task_get_task_data (G_TASK (result));
+  g_autoptr(GError) error = NULL;
+  RelaisVault *vault;
+
+  vault = g_task_propagate_pointer (G_TASK (result), &error);
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return;
+
+  set_busy (self, FALSE);
+
+  if (vault == NULL)
+    {
+      show_create_error (self, error->message, GTK_WIDGET (self->new_passphrase_row));
+      return;
+    }
+
+  self->vault = vault;
+  gtk_editable_set_text (GTK_EDITABLE (self->new_passphrase_row), "");
+  gtk_editable_set_text (GTK_EDITABLE (self->confirm_passphrase_row), "");
+  gtk_label_set_label (self->recovery_key_label, data->recovery_key);
+  gtk_check_button_set_active (self->written_check, FALSE);
+  note_activity (self);
+  set_page (self, "recovery");
+}
+
+static void
+relais_window_create (GtkWidget  *widget,
+                      const char *action_name,
+                      GVariant   *parameter)
+{
+  RelaisWindow *self = RELAIS_WINDOW (widget);
+  const char *passphrase = gtk_editable_get_text (GTK_EDITABLE (self->new_passphrase_row));
+  const char *confirm = gtk_editable_get_text (GTK_EDITABLE (self->confirm_passphrase_row));
+
+  if (self->busy)
+    return;
+
+  if (relais_strength_estimate (passphrase, NULL) < RELAIS_STRENGTH_FAIR)
+    {
+      show_create_error (self,
+                         _("This passphrase is too easy to guess. Make it longer: several unrelated words are easy to remember and hard to guess."),
+                         GTK_WIDGET (self->new_passphrase_row));
+      return;
+    }
+  if (g_strcmp0 (passphrase, confirm) != 0)
+    {
+      show_create_error (self, _("The two passphrases differ. Type the same one twice."),
+                         GTK_WIDGET (self->confirm_passphrase_row));
+      return;
+    }
+
+  set_busy (self, TRUE);
+  open_async (self, passphrase, TRUE, create_done);
+}
+
+/* Recovery page */
+
+static void
+on_written_toggled (RelaisWindow *self)
+{
+  update_actions (self);
+}
+
+static void
+relais_window_copy_recovery_key (GtkWidget  *widget,
+                                 const char *action_name,
+                                 GVariant   *parameter)
+{
+  RelaisWindow *self = RELAIS_WINDOW (widget);
+
+  gdk_clipboard_set_text (gtk_widget_get_clipboard (widget),
+                          gtk_label_get_label (self->recovery_key_label));
+  adw_toast_overlay_add_toast (self->toast_overlay,
+                               adw_toast_new (_("Recovery key copied. Paste it where you keep it, then clear the clipboard.")));
+}
+
+static void
+relais_window_continue (GtkWidget  *widget,
+                        const char *action_name,
+                        GVariant   *parameter)
+{
+  RelaisWindow *self = RELAIS_WINDOW (widget);
+
+  if (!gtk_check_button_get_active (self->written_check) || self->vault == NULL)
+    return;
+
+  /* Shown once: nothing keeps it once the person has moved on. */
+  gtk_label_set_label (self->recovery_key_label, "");
+  gtk_check_button_set_active (self->written_check, FALSE);
+  show_vault (self);
+}
+
+/* Unlock page */
 
 static gboolean
 has_passphrase (RelaisWindow *self)
@@ -44,7 +472,7 @@ has_passphrase (RelaisWindow *self)
 static void
 on_passphrase_changed (RelaisWindow *self)
 {
-  gtk_widget_action_set_enabled (GTK_WIDGET (self), "vault.unlock", has_passphrase (self));
+  update_actions (self);
 }
 
 static void
@@ -54,17 +482,180 @@ on_passphrase_activated (RelaisWindow *self)
 }
 
 static void
+unlock_done (GObject      *object,
+             GAsyncResult *result,
+             gpointer      user_data)
+{
+  RelaisWindow *self = RELAIS_WINDOW (object);
+  g_autoptr(GError) error = NULL;
+  RelaisVault *vault;
+
+  vault = g_task_propagate_pointer (G_TASK (result), &error);
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return;
+
+  set_busy (self, FALSE);
+
+  if (vault == NULL)
+    {
+      const char *message = error->message;
+
+      if (g_error_matches (error, RELAIS_VAULT_ERROR, RELAIS_VAULT_ERROR_BAD_PASSPHRASE))
+        message = _("This passphrase does not open the vault. Check the keyboard layout and Caps Lock, then try again.");
+
+      gtk_label_set_label (self->unlock_error, message);
+      gtk_widget_set_visible (GTK_WIDGET (self->unlock_error), TRUE);
+      gtk_accessible_update_property (GTK_ACCESSIBLE (self->passphrase_row),
+                                      GTK_ACCESSIBLE_PROPERTY_DESCRIPTION, message,
+                                      -1);
+      gtk_widget_grab_focus (GTK_WIDGET (self->passphrase_row));
+      gtk_editable_select_region (GTK_EDITABLE (self->passphrase_row), 0, -1);
+      return;
+    }
+
+  self->vault = vault;
+  gtk_editable_set_text (GTK_EDITABLE (self->passphrase_row), "");
+  gtk_widget_set_visible (GTK_WIDGET (self->unlock_error), FALSE);
+  gtk_accessible_reset_property (GTK_ACCESSIBLE (self->passphrase_row),
+                                 GTK_ACCESSIBLE_PROPERTY_DESCRIPTION);
+  show_vault (self);
+}
+
+static void
 relais_window_unlock (GtkWidget  *widget,
                       const char *action_name,
                       GVariant   *parameter)
 {
   RelaisWindow *self = RELAIS_WINDOW (widget);
 
-  if (!has_passphrase (self))
+  if (!has_passphrase (self) || self->busy || self->vault != NULL)
     return;
 
-  g_signal_emit (self, signals[UNLOCK_REQUESTED], 0,
-                 gtk_editable_get_text (GTK_EDITABLE (self->passphrase_row)));
+  gtk_widget_set_visible (GTK_WIDGET (self->unlock_error), FALSE);
+  set_busy (self, TRUE);
+  open_async (self, gtk_editable_get_text (GTK_EDITABLE (self->passphrase_row)), FALSE,
+              unlock_done);
+}
+
+static void
+relais_window_lock_action (GtkWidget  *widget,
+                           const char *action_name,
+                           GVariant   *parameter)
+{
+  lock (RELAIS_WINDOW (widget), FALSE);
+}
+
+/* Dossiers */
+
+static void
+on_dossier_saved (RelaisWindow *self,
+                  const char   *id,
+                  RelaisPersonDialog *dialog)
+{
+  if (self->view == NULL)
+    return;
+
+  relais_vault_view_refresh (self->view);
+  relais_vault_view_show_dossier (self->view, id);
+}
+
+static void
+on_dossier_created (RelaisWindow *self,
+                    const char   *id)
+{
+  on_dossier_saved (self, id, NULL);
+  adw_toast_overlay_add_toast (self->toast_overlay, adw_toast_new (_("Dossier created")));
+}
+
+static void
+on_dossier_edited (RelaisWindow *self,
+                   const char   *id)
+{
+  on_dossier_saved (self, id, NULL);
+  adw_toast_overlay_add_toast (self->toast_overlay, adw_toast_new (_("Changes saved")));
+}
+
+static void
+on_open_dossier (RelaisWindow *self,
+                 const char   *id)
+{
+  if (self->view != NULL)
+    relais_vault_view_show_dossier (self->view, id);
+}
+
+static void
+relais_window_new_dossier (GtkWidget  *widget,
+                           const char *action_name,
+                           GVariant   *parameter)
+{
+  RelaisWindow *self = RELAIS_WINDOW (widget);
+  RelaisPersonDialog *dialog;
+
+  if (self->vault == NULL)
+    return;
+
+  dialog = relais_person_dialog_new (GTK_WINDOW (self), self->vault, NULL);
+  g_signal_connect_object (dialog, "saved", G_CALLBACK (on_dossier_created), self, G_CONNECT_SWAPPED);
+  g_signal_connect_object (dialog, "open-dossier", G_CALLBACK (on_open_dossier), self, G_CONNECT_SWAPPED);
+  watch_activity (self, GTK_WINDOW (dialog));
+  gtk_window_present (GTK_WINDOW (dialog));
+}
+
+static void
+relais_window_edit_dossier (GtkWidget  *widget,
+                            const char *action_name,
+                            GVariant   *parameter)
+{
+  RelaisWindow *self = RELAIS_WINDOW (widget);
+  RelaisPersonDialog *dialog;
+  const char *id;
+
+  if (self->vault == NULL || self->view == NULL)
+    return;
+  id = relais_vault_view_get_dossier_id (self->view);
+  if (id == NULL)
+    return;
+
+  dialog = relais_person_dialog_new (GTK_WINDOW (self), self->vault, id);
+  g_signal_connect_object (dialog, "saved", G_CALLBACK (on_dossier_edited), self, G_CONNECT_SWAPPED);
+  g_signal_connect_object (dialog, "open-dossier", G_CALLBACK (on_open_dossier), self, G_CONNECT_SWAPPED);
+  watch_activity (self, GTK_WINDOW (dialog));
+  gtk_window_present (GTK_WINDOW (dialog));
+}
+
+static void
+relais_window_search (GtkWidget  *widget,
+                      const char *action_name,
+                      GVariant   *parameter)
+{
+  RelaisWindow *self = RELAIS_WINDOW (widget);
+
+  if (self->view != NULL)
+    relais_vault_view_focus_search (self->view);
+}
+
+static void
+update_actions (RelaisWindow *self)
+{
+  GtkWidget *widget = GTK_WIDGET (self);
+  gboolean open = self->vault != NULL && self->view != NULL;
+  const char *create_text = gtk_editable_get_text (GTK_EDITABLE (self->new_passphrase_row));
+  const char *confirm_text = gtk_editable_get_text (GTK_EDITABLE (self->confirm_passphrase_row));
+
+  gtk_widget_action_set_enabled (widget, "vault.create",
+                                 !self->busy && self->vault == NULL
+                                 && *create_text != '\0' && *confirm_text != '\0');
+  gtk_widget_action_set_enabled (widget, "vault.unlock",
+                                 !self->busy && self->vault == NULL && has_passphrase (self));
+  gtk_widget_action_set_enabled (widget, "vault.lock", self->vault != NULL);
+  gtk_widget_action_set_enabled (widget, "recovery.copy", self->vault != NULL && self->view == NULL);
+  gtk_widget_action_set_enabled (widget, "recovery.continue",
+                                 self->vault != NULL && self->view == NULL
+                                 && gtk_check_button_get_active (self->written_check));
+  gtk_widget_action_set_enabled (widget, "dossier.new", open);
+  gtk_widget_action_set_enabled (widget, "dossier.search", open);
+  gtk_widget_action_set_enabled (widget, "dossier.edit",
+                                 open && relais_vault_view_get_dossier_id (self->view) != NULL);
 }
 
 static void
@@ -79,6 +670,10 @@ relais_window_get_property (GObject    *object,
     {
     case PROP_SETTINGS:
       g_value_set_object (value, self->settings);
+      break;
+
+    case PROP_VAULT_DIR:
+      g_value_set_string (value, self->vault_dir);
       break;
 
     default:
@@ -101,6 +696,10 @@ relais_window_set_property (GObject      *object,
       self->settings = g_value_dup_object (value);
       break;
 
+    case PROP_VAULT_DIR:
+      self->vault_dir = g_value_dup_string (value);
+      break;
+
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -110,6 +709,7 @@ static void
 relais_window_constructed (GObject *object)
 {
   RelaisWindow *self = (RelaisWindow *)object;
+  g_autofree char *key_path = NULL;
 
   G_OBJECT_CLASS (relais_window_parent_class)->constructed (object);
 
@@ -122,6 +722,15 @@ relais_window_constructed (GObject *object)
       g_settings_bind (self->settings, "window-maximized", self, "maximized",
                        G_SETTINGS_BIND_DEFAULT);
     }
+
+  if (self->vault_dir == NULL)
+    self->vault_dir = relais_vault_default_dir ();
+
+  key_path = g_build_filename (self->vault_dir, RELAIS_KEYFILE_NAME, NULL);
+  if (g_file_test (key_path, G_FILE_TEST_EXISTS))
+    set_page (self, "unlock");
+  else
+    set_page (self, "create");
 }
 
 static void
@@ -129,10 +738,29 @@ relais_window_dispose (GObject *object)
 {
   RelaisWindow *self = (RelaisWindow *)object;
 
+  g_cancellable_cancel (self->cancellable);
+  g_clear_handle_id (&self->idle_source, g_source_remove);
+  if (self->view != NULL)
+    {
+      relais_vault_view_detach (self->view);
+      self->view = NULL;
+    }
   gtk_widget_dispose_template (GTK_WIDGET (self), RELAIS_TYPE_WINDOW);
+  g_clear_pointer (&self->vault, relais_vault_close);
   g_clear_object (&self->settings);
+  g_clear_object (&self->cancellable);
 
   G_OBJECT_CLASS (relais_window_parent_class)->dispose (object);
+}
+
+static void
+relais_window_finalize (GObject *object)
+{
+  RelaisWindow *self = (RelaisWindow *)object;
+
+  g_clear_pointer (&self->vault_dir, g_free);
+
+  G_OBJECT_CLASS (relais_window_parent_class)->finalize (object);
 }
 
 static void
@@ -145,12 +773,13 @@ relais_window_class_init (RelaisWindowClass *klass)
   object_class->get_property = relais_window_get_property;
   object_class->set_property = relais_window_set_property;
   object_class->dispose = relais_window_dispose;
+  object_class->finalize = relais_window_finalize;
 
   /**
    * RelaisWindow:settings:
    *
-   * Where the window keeps its size: the settings of fr.spie.Relais, or
-   * %NULL to keep nothing (tests).
+   * The settings of fr.spie.Relais (window size, auto-lock delay), or
+   * %NULL to keep nothing and lock after 5 minutes (tests).
    */
   properties[PROP_SETTINGS] =
     g_param_spec_object ("settings", NULL, NULL,
@@ -158,32 +787,61 @@ relais_window_class_init (RelaisWindowClass *klass)
                          (G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY |
                           G_PARAM_STATIC_STRINGS));
 
+  /**
+   * RelaisWindow:vault-dir:
+   *
+   * The directory of the vault; %NULL for the default one.
+   */
+  properties[PROP_VAULT_DIR] =
+    g_param_spec_string ("vault-dir", NULL, NULL,
+                         NULL,
+                         (G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY |
+                          G_PARAM_STATIC_STRINGS));
+
   g_object_class_install_properties (object_class, N_PROPS, properties);
 
-  /**
-   * RelaisWindow::unlock-requested:
-   * @self: the window
-   * @passphrase: the passphrase typed, valid only during the emission
-   *
-   * Emitted when the person asks to unlock the vault with a non-empty
-   * passphrase.  The string is not copied for the handlers, so that the
-   * passphrase lives in as few places as possible.
-   */
-  signals[UNLOCK_REQUESTED] =
-    g_signal_new ("unlock-requested",
-                  G_TYPE_FROM_CLASS (klass),
-                  G_SIGNAL_RUN_LAST,
-                  0, NULL, NULL, NULL,
-                  G_TYPE_NONE, 1,
-                  G_TYPE_STRING | G_SIGNAL_TYPE_STATIC_SCOPE);
-
   relais_ui_register_resources ();
+  g_type_ensure (RELAIS_TYPE_VAULT_VIEW);
   gtk_widget_class_set_template_from_resource (widget_class, "/fr/spie/Relais/relais-window.ui");
+  gtk_widget_class_bind_template_child (widget_class, RelaisWindow, toast_overlay);
+  gtk_widget_class_bind_template_child (widget_class, RelaisWindow, stack);
+  gtk_widget_class_bind_template_child (widget_class, RelaisWindow, new_passphrase_row);
+  gtk_widget_class_bind_template_child (widget_class, RelaisWindow, confirm_passphrase_row);
+  gtk_widget_class_bind_template_child (widget_class, RelaisWindow, strength_row);
+  gtk_widget_class_bind_template_child (widget_class, RelaisWindow, strength_bar);
+  gtk_widget_class_bind_template_child (widget_class, RelaisWindow, create_error);
+  gtk_widget_class_bind_template_child (widget_class, RelaisWindow, create_button);
+  gtk_widget_class_bind_template_child (widget_class, RelaisWindow, create_spinner);
+  gtk_widget_class_bind_template_child (widget_class, RelaisWindow, recovery_key_label);
+  gtk_widget_class_bind_template_child (widget_class, RelaisWindow, written_check);
+  gtk_widget_class_bind_template_child (widget_class, RelaisWindow, continue_button);
+  gtk_widget_class_bind_template_child (widget_class, RelaisWindow, unlock_page);
   gtk_widget_class_bind_template_child (widget_class, RelaisWindow, passphrase_row);
+  gtk_widget_class_bind_template_child (widget_class, RelaisWindow, unlock_error);
+  gtk_widget_class_bind_template_child (widget_class, RelaisWindow, unlock_button);
+  gtk_widget_class_bind_template_child (widget_class, RelaisWindow, unlock_spinner);
+  gtk_widget_class_bind_template_child (widget_class, RelaisWindow, vault_bin);
+  gtk_widget_class_bind_template_child (widget_class, RelaisWindow, primary_menu);
+  gtk_widget_class_bind_template_callback (widget_class, on_new_passphrase_changed);
+  gtk_widget_class_bind_template_callback (widget_class, on_new_passphrase_activated);
+  gtk_widget_class_bind_template_callback (widget_class, on_confirm_passphrase_activated);
+  gtk_widget_class_bind_template_callback (widget_class, on_written_toggled);
   gtk_widget_class_bind_template_callback (widget_class, on_passphrase_changed);
   gtk_widget_class_bind_template_callback (widget_class, on_passphrase_activated);
 
+  gtk_widget_class_install_action (widget_class, "vault.create", NULL, relais_window_create);
   gtk_widget_class_install_action (widget_class, "vault.unlock", NULL, relais_window_unlock);
+  gtk_widget_class_install_action (widget_class, "vault.lock", NULL, relais_window_lock_action);
+  gtk_widget_class_install_action (widget_class, "recovery.copy", NULL, relais_window_copy_recovery_key);
+  gtk_widget_class_install_action (widget_class, "recovery.continue", NULL, relais_window_continue);
+  gtk_widget_class_install_action (widget_class, "dossier.new", NULL, relais_window_new_dossier);
+  gtk_widget_class_install_action (widget_class, "dossier.edit", NULL, relais_window_edit_dossier);
+  gtk_widget_class_install_action (widget_class, "dossier.search", NULL, relais_window_search);
+
+  gtk_widget_class_add_binding_action (widget_class, GDK_KEY_l, GDK_CONTROL_MASK, "vault.lock", NULL);
+  gtk_widget_class_add_binding_action (widget_class, GDK_KEY_n, GDK_CONTROL_MASK, "dossier.new", NULL);
+  gtk_widget_class_add_binding_action (widget_class, GDK_KEY_f, GDK_CONTROL_MASK, "dossier.search", NULL);
+  gtk_widget_class_add_binding_action (widget_class, GDK_KEY_e, GDK_CONTROL_MASK, "dossier.edit", NULL);
 }
 
 static void
@@ -191,23 +849,80 @@ relais_window_init (RelaisWindow *self)
 {
   gtk_widget_init_template (GTK_WIDGET (self));
 
-  gtk_widget_action_set_enabled (GTK_WIDGET (self), "vault.unlock", FALSE);
+  self->cancellable = g_cancellable_new ();
+  note_activity (self);
+  watch_activity (self, GTK_WINDOW (self));
+  self->idle_source = g_timeout_add_seconds (IDLE_CHECK_SECONDS, check_idle, self);
+
+  gtk_accessible_update_property (GTK_ACCESSIBLE (self->strength_bar),
+                                  GTK_ACCESSIBLE_PROPERTY_LABEL, _("Passphrase strength"),
+                                  -1);
+  /* Weak, fair, strong: Adwaita's warning, accent and success colours. */
+  gtk_level_bar_add_offset_value (self->strength_bar, GTK_LEVEL_BAR_OFFSET_LOW, 1.0);
+  gtk_level_bar_add_offset_value (self->strength_bar, GTK_LEVEL_BAR_OFFSET_HIGH, 2.0);
+  gtk_level_bar_add_offset_value (self->strength_bar, GTK_LEVEL_BAR_OFFSET_FULL, 3.0);
+  gtk_accessible_update_property (GTK_ACCESSIBLE (self->recovery_key_label),
+                                  GTK_ACCESSIBLE_PROPERTY_LABEL, _("Recovery key"),
+                                  -1);
+  gtk_accessible_update_property (GTK_ACCESSIBLE (self->create_spinner),
+                                  GTK_ACCESSIBLE_PROPERTY_LABEL, _("Creating the vault"),
+                                  -1);
+  gtk_accessible_update_property (GTK_ACCESSIBLE (self->unlock_spinner),
+                                  GTK_ACCESSIBLE_PROPERTY_LABEL, _("Unlocking"),
+                                  -1);
+  update_create_page (self);
+  relais_accessible_name_entry_rows (GTK_WIDGET (self));
 }
 
 /**
  * relais_window_new:
  * @application: the application the window belongs to
+ * @vault_dir: (nullable): the vault's directory, %NULL for the default
  *
  * Returns: (transfer none): a new window, locked; GTK holds the reference
  *   to a toplevel
  */
 RelaisWindow *
-relais_window_new (RelaisApplication *application)
+relais_window_new (RelaisApplication *application,
+                   const char        *vault_dir)
 {
   g_return_val_if_fail (RELAIS_IS_APPLICATION (application), NULL);
 
   return g_object_new (RELAIS_TYPE_WINDOW,
                        "application", application,
                        "settings", relais_application_get_settings (application),
+                       "vault-dir", vault_dir,
                        NULL);
+}
+
+const char *
+relais_window_get_state (RelaisWindow *self)
+{
+  g_return_val_if_fail (RELAIS_IS_WINDOW (self), NULL);
+
+  return gtk_stack_get_visible_child_name (self->stack);
+}
+
+RelaisVault *
+relais_window_get_vault (RelaisWindow *self)
+{
+  g_return_val_if_fail (RELAIS_IS_WINDOW (self), NULL);
+
+  return self->vault;
+}
+
+GtkWidget *
+relais_window_get_view (RelaisWindow *self)
+{
+  g_return_val_if_fail (RELAIS_IS_WINDOW (self), NULL);
+
+  return (GtkWidget *) self->view;
+}
+
+void
+relais_window_lock (RelaisWindow *self)
+{
+  g_return_if_fail (RELAIS_IS_WINDOW (self));
+
+  lock (self, FALSE);
 }

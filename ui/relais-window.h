@@ -3,6 +3,7 @@
 #include <adwaita.h>
 
 #include "relais-application.h"
+#include "relais-vault.h"
 
 G_BEGIN_DECLS
 
@@ -10,6 +11,17 @@ G_BEGIN_DECLS
 
 G_DECLARE_FINAL_TYPE (RelaisWindow, relais_window, RELAIS, WINDOW, AdwApplicationWindow)
 
-RelaisWindow *relais_window_new (RelaisApplication *application);
+RelaisWindow *relais_window_new       (RelaisApplication *application,
+                                       const char        *vault_dir);
+
+/* "create", "recovery", "unlock" or "vault": what the window shows. */
+const char   *relais_window_get_state (RelaisWindow      *self);
+/* The open vault, or NULL while locked. */
+RelaisVault  *relais_window_get_vault (RelaisWindow      *self);
+/* The view of the open vault (a RelaisVaultView), or NULL while locked. */
+GtkWidget    *relais_window_get_view  (RelaisWindow      *self);
+/* Closes the vault, wipes its keys and every view, and asks for the
+ * passphrase again. */
+void          relais_window_lock      (RelaisWindow      *self);
 
 G_END_DECLS

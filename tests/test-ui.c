@@ -1,0 +1,476 @@
+/* The desktop window under Xvfb: a real window, driven the way a person
+ * would (text typed into its fields, its actions activated), checked on
+ * screen and then through the core. */
+
+#include "config.h"
+
+#include <adwaita.h>
+#include <glib/gstdio.h>
+#include <string.h>
+
+#include "relais-import.h"
+
+#include "relais-dossier-list.h"
+#include "relais-keyfile.h"
+#include "relais-person.h"
+#include "relais-person-dialog.h"
+#include "relais-person-object.h"
+#include "relais-strength.h"
+#include "relais-test-util.h"
+#include "relais-ui.h"
+#include "relais-vault-view.h"
+#include "relais-window.h"
+
+#define PASSPHRASE "lanterne verger cobalt 42 marée"
+
+/* Long enough for Argon2id at 256 MiB under AddressSanitizer. */
+#define WAIT_SECONDS 60
+
+typedef gboolean (*Condition) (gpointer data);
+
+static gboolean
+tick (gpointer data)
+{
+  return G_SOURCE_CONTINUE;
+}
+
+/* Runs the main loop (GTask callbacks, redraws) until @condition holds. */
+static gboolean
+wait_until (Condition condition,
+            gpointer  data)
+{
+  gint64 end = g_get_monotonic_time () + WAIT_SECONDS * G_USEC_PER_SEC;
+  guint source = g_timeout_add (20, tick, NULL);
+  gboolean ok;
+
+  while (!(ok = condition (data)) && g_get_monotonic_time () < end)
+    g_main_context_iteration (NULL, TRUE);
+
+  g_source_remove (source);
+  return ok;
+}
+
+static gboolean
+never (gpointer data)
+{
+  return FALSE;
+}
+
+/* Lets the window lay out and draw for about @ms milliseconds. */
+static void
+settle (guint ms)
+{
+  gint64 end = g_get_monotonic_time () + ms * 1000;
+  guint source = g_timeout_add (10, tick, NULL);
+
+  while (g_get_monotonic_time () < end)
+    g_main_context_iteration (NULL, TRUE);
+  g_source_remove (source);
+  (void) never;
+}
+
+/* With RELAIS_UI_SCREENSHOTS=DIR, saves what @window shows as DIR/NAME.png:
+ * how the states of the window were looked at during development. */
+static void
+screenshot (GtkWidget  *window,
+            const char *name)
+{
+  const char *dir = g_getenv ("RELAIS_UI_SCREENSHOTS");
+  g_autoptr(GdkPaintable) paintable = NULL;
+  g_autoptr(GtkSnapshot) snapshot = NULL;
+  g_autoptr(GskRenderNode) node = NULL;
+  g_autoptr(GdkTexture) texture = NULL;
+  g_autofree char *path = NULL;
+  int width, height;
+
+  if (dir == NULL)
+    return;
+
+  settle (400);
+  width = gtk_widget_get_width (window);
+  height = gtk_widget_get_height (window);
+  paintable = gtk_widget_paintable_new (window);
+  snapshot = gtk_snapshot_new ();
+  gdk_paintable_snapshot (paintable, snapshot, width, height);
+  node = gtk_snapshot_to_node (snapshot);
+  if (node == NULL)
+    return;
+  texture = gsk_renderer_render_texture (gtk_native_get_renderer (GTK_NATIVE (window)), node,
+                                         &GRAPHENE_RECT_INIT (0, 0, width, height));
+  path = g_strdup_printf ("%s/%s.png", dir, name);
+  gdk_texture_save_to_png (texture, path);
+}
+
+static gpointer
+child (gpointer    widget,
+       GType       type,
+       const char *name)
+{
+  GObject *object = gtk_widget_get_template_child (GTK_WIDGET (widget), type, name);
+
+  g_assert_nonnull (object);
+  return object;
+}
+
+static void
+type_text (gpointer    widget,
+           GType       type,
+           const char *name,
+           const char *text)
+{
+  gtk_editable_set_text (GTK_EDITABLE (child (widget, type, name)), text);
+}
+
+static gboolean
+window_state_is (gpointer data)
+{
+  RelaisWindow *window = ((gpointer *) data)[0];
+  const char *state = ((gpointer *) data)[1];
+
+  return g_strcmp0 (relais_window_get_state (window), state) == 0;
+}
+
+static void
+wait_for_state (RelaisWindow *window,
+                const char   *state)
+{
+  gpointer data[2] = { window, (gpointer) state };
+
+  if (!wait_until (window_state_is, data))
+    g_error ("The window shows “%s”, not “%s”", relais_window_get_state (window), state);
+}
+
+static gboolean
+widget_is_visible (gpointer widget)
+{
+  return gtk_widget_get_visible (GTK_WIDGET (widget));
+}
+
+static RelaisPersonDialog *
+find_person_dialog (void)
+{
+  GListModel *toplevels = gtk_window_get_toplevels ();
+
+  for (guint i = 0; i < g_list_model_get_n_items (toplevels); i++)
+    {
+      g_autoptr(GObject) window = g_list_model_get_item (toplevels, i);
+
+      if (RELAIS_IS_PERSON_DIALOG (window))
+        return RELAIS_PERSON_DIALOG (window);
+    }
+  return NULL;
+}
+
+static gboolean
+no_person_dialog (gpointer data)
+{
+  return find_person_dialog () == NULL;
+}
+
+static RelaisPersonDialog *
+open_new_dossier_dialog (RelaisWindow *window)
+{
+  RelaisPersonDialog *dialog;
+
+  g_assert_null (find_person_dialog ());
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "dossier.new", NULL));
+  dialog = find_person_dialog ();
+  g_assert_nonnull (dialog);
+  return dialog;
+}
+
+static void
+fill_person (RelaisPersonDialog *dialog,
+             const char         *birth_date)
+{
+  GType type = RELAIS_TYPE_PERSON_DIALOG;
+
+  type_text (dialog, type, "last_name_row", "Quenouillère");
+  type_text (dialog, type, "first_name_row", "Hélène");
+  type_text (dialog, type, "birth_date_row", birth_date);
+  type_text (dialog, type, "phone_row", "06 12 34 56 78");
+  type_text (dialog, type, "city_row", "Saint-Flour");
+}
+
+/* The whole first day: create a vault, a dossier, lock, unlock. */
+static void
+test_ui_first_run (void)
+{
+  g_autofree char *tmp = relais_test_make_tmpdir ("relais-ui-XXXXXX");
+  g_autofree char *dir = g_build_filename (tmp, "vault", NULL);
+  g_autoptr(GError) error = NULL;
+  RelaisWindow *window;
+  RelaisPersonDialog *dialog;
+  RelaisVaultView *view;
+  RelaisDossierList *list;
+  GtkWidget *widget;
+  GType wtype = RELAIS_TYPE_WINDOW;
+  GType dtype = RELAIS_TYPE_PERSON_DIALOG;
+  g_autofree char *recovery = NULL;
+  g_autofree char *id = NULL;
+  RelaisVault *vault;
+  g_autoptr(GPtrArray) found = NULL;
+  RelaisPerson *person;
+
+  window = g_object_new (RELAIS_TYPE_WINDOW,
+                         "vault-dir", dir,
+                         "default-width", 1000,
+                         "default-height", 700,
+                         NULL);
+  g_object_ref_sink (window);
+  gtk_window_present (GTK_WINDOW (window));
+  g_assert_cmpstr (relais_window_get_state (window), ==, "create");
+  screenshot (GTK_WIDGET (window), "1-create");
+
+  /* Accessible names of the first controls a person meets. */
+  widget = child (window, wtype, "new_passphrase_row");
+  gtk_test_accessible_assert_property (widget, GTK_ACCESSIBLE_PROPERTY_LABEL, "Passphrase");
+  widget = child (window, wtype, "confirm_passphrase_row");
+  gtk_test_accessible_assert_property (widget, GTK_ACCESSIBLE_PROPERTY_LABEL, "Confirm Passphrase");
+  widget = child (window, wtype, "strength_bar");
+  gtk_test_accessible_assert_role (widget, GTK_ACCESSIBLE_ROLE_METER);
+  gtk_test_accessible_assert_property (widget, GTK_ACCESSIBLE_PROPERTY_LABEL, "Passphrase strength");
+
+  /* Too weak: refused, inline, nothing created. */
+  type_text (window, wtype, "new_passphrase_row", "soleil");
+  type_text (window, wtype, "confirm_passphrase_row", "soleil");
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "vault.create", NULL));
+  g_assert_true (gtk_widget_get_visible (child (window, wtype, "create_error")));
+  g_assert_false (g_file_test (dir, G_FILE_TEST_EXISTS));
+  screenshot (GTK_WIDGET (window), "2-create-weak");
+
+  /* Two different ones: refused too. */
+  type_text (window, wtype, "new_passphrase_row", PASSPHRASE);
+  type_text (window, wtype, "confirm_passphrase_row", PASSPHRASE "x");
+  g_assert_cmpfloat (gtk_level_bar_get_value (child (window, wtype, "strength_bar")), ==,
+                     RELAIS_STRENGTH_STRONG);
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "vault.create", NULL));
+  g_assert_true (gtk_widget_get_visible (child (window, wtype, "create_error")));
+  g_assert_false (g_file_test (dir, G_FILE_TEST_EXISTS));
+
+  /* Enter in the confirmation field creates it, in a thread, with a
+   * spinner. */
+  type_text (window, wtype, "confirm_passphrase_row", PASSPHRASE);
+  g_signal_emit_by_name (child (window, wtype, "confirm_passphrase_row"), "entry-activated");
+  g_assert_true (gtk_widget_get_visible (child (window, wtype, "create_spinner")));
+  screenshot (GTK_WIDGET (window), "3-creating");
+  wait_for_state (window, "recovery");
+  g_assert_nonnull (relais_window_get_vault (window));
+
+  /* The recovery key, once; Continue only once it is written down. */
+  recovery = g_strdup (gtk_label_get_label (child (window, wtype, "recovery_key_label")));
+  g_assert_cmpuint (strlen (recovery), >=, 50);
+  g_assert_true (gtk_label_get_selectable (child (window, wtype, "recovery_key_label")));
+  screenshot (GTK_WIDGET (window), "4-recovery");
+  g_assert_false (gtk_widget_activate_action (GTK_WIDGET (window), "recovery.continue", NULL)
+                  && g_strcmp0 (relais_window_get_state (window), "vault") == 0);
+  g_assert_cmpstr (relais_window_get_state (window), ==, "recovery");
+  gtk_check_button_set_active (child (window, wtype, "written_check"), TRUE);
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "recovery.continue", NULL));
+  g_assert_cmpstr (relais_window_get_state (window), ==, "vault");
+  g_assert_cmpstr (gtk_label_get_label (child (window, wtype, "recovery_key_label")), ==, "");
+
+  view = RELAIS_VAULT_VIEW (relais_window_get_view (window));
+  list = relais_vault_view_get_list (view);
+  g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (list)), ==, 0);
+  widget = child (view, RELAIS_TYPE_VAULT_VIEW, "list_view");
+  gtk_test_accessible_assert_property (widget, GTK_ACCESSIBLE_PROPERTY_LABEL, "Dossiers");
+  widget = child (view, RELAIS_TYPE_VAULT_VIEW, "search_entry");
+  gtk_test_accessible_assert_role (widget, GTK_ACCESSIBLE_ROLE_SEARCH_BOX);
+  gtk_test_accessible_assert_property (widget, GTK_ACCESSIBLE_PROPERTY_LABEL, "Search dossiers by name");
+  screenshot (GTK_WIDGET (window), "5-empty-vault");
+
+  /* A new dossier with an impossible birth date: the field is marked and
+   * says why, and nothing is written. */
+  dialog = open_new_dossier_dialog (window);
+  fill_person (dialog, "31/02/1985");
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (dialog), "person.save", NULL));
+  g_assert_true (find_person_dialog () == dialog);
+  widget = child (dialog, dtype, "birth_date_row");
+  g_assert_true (gtk_widget_has_css_class (widget, "error"));
+  gtk_test_accessible_assert_state (widget, GTK_ACCESSIBLE_STATE_INVALID, GTK_ACCESSIBLE_INVALID_TRUE);
+  g_assert_false (gtk_widget_has_css_class (child (dialog, dtype, "last_name_row"), "error"));
+  g_assert_true (gtk_widget_get_visible (child (dialog, dtype, "identity_error")));
+  g_assert_nonnull (strstr (gtk_label_get_label (child (dialog, dtype, "identity_error")), "birth date"));
+  gtk_test_accessible_assert_property (child (dialog, dtype, "last_name_row"),
+                                       GTK_ACCESSIBLE_PROPERTY_LABEL, "Last Name");
+  screenshot (GTK_WIDGET (dialog), "6-dialog-invalid");
+  g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (list)), ==, 0);
+
+  /* Corrected as the person types; saved. */
+  type_text (dialog, dtype, "birth_date_row", "12/03/1985");
+  g_assert_false (gtk_widget_has_css_class (child (dialog, dtype, "birth_date_row"), "error"));
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (dialog), "person.save", NULL));
+  g_assert_true (wait_until (no_person_dialog, NULL));
+  g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (list)), ==, 1);
+  id = g_strdup (relais_vault_view_get_dossier_id (view));
+  g_assert_nonnull (id);
+  screenshot (GTK_WIDGET (window), "7-dossier");
+
+  /* The same person again: a warning, and the existing dossier opens. */
+  dialog = open_new_dossier_dialog (window);
+  fill_person (dialog, "1985-03-12");
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (dialog), "person.save", NULL));
+  g_assert_true (gtk_revealer_get_reveal_child (child (dialog, dtype, "duplicate_revealer")));
+  screenshot (GTK_WIDGET (dialog), "8-dialog-duplicate");
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (dialog), "person.open-existing", NULL));
+  g_assert_true (wait_until (no_person_dialog, NULL));
+  g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (list)), ==, 1);
+  g_assert_cmpstr (relais_vault_view_get_dossier_id (view), ==, id);
+
+  /* Lock: keys wiped, views gone, the passphrase asked again. */
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "vault.lock", NULL));
+  g_assert_cmpstr (relais_window_get_state (window), ==, "unlock");
+  g_assert_null (relais_window_get_vault (window));
+  g_assert_null (relais_window_get_view (window));
+  g_assert_true (gtk_widget_has_focus (gtk_root_get_focus (GTK_ROOT (window)))
+                 && gtk_widget_is_ancestor (gtk_root_get_focus (GTK_ROOT (window)),
+                                            child (window, wtype, "passphrase_row")));
+
+  /* A wrong passphrase: an inline message, the field ready for retyping. */
+  type_text (window, wtype, "passphrase_row", "lanterne verger cobalt 43 marée");
+  g_signal_emit_by_name (child (window, wtype, "passphrase_row"), "entry-activated");
+  g_assert_true (wait_until (widget_is_visible, child (window, wtype, "unlock_error")));
+  g_assert_cmpstr (relais_window_get_state (window), ==, "unlock");
+  g_assert_null (relais_window_get_vault (window));
+  g_assert_true (gtk_widget_is_ancestor (gtk_root_get_focus (GTK_ROOT (window)),
+                                         child (window, wtype, "passphrase_row")));
+  screenshot (GTK_WIDGET (window), "9-unlock-wrong");
+
+  /* The right one. */
+  type_text (window, wtype, "passphrase_row", PASSPHRASE);
+  g_signal_emit_by_name (child (window, wtype, "passphrase_row"), "entry-activated");
+  wait_for_state (window, "vault");
+  view = RELAIS_VAULT_VIEW (relais_window_get_view (window));
+  list = relais_vault_view_get_list (view);
+  g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (list)), ==, 1);
+
+  /* Search, without case or accents. */
+  g_assert_true (relais_dossier_list_set_query (list, "QUENOUILLERE", &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (list)), ==, 1);
+  g_assert_true (relais_dossier_list_set_query (list, "dupont", &error));
+  g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (list)), ==, 0);
+
+  gtk_window_destroy (GTK_WINDOW (window));
+  g_assert_finalize_object (window);
+
+  /* What the window wrote, read back through the core. */
+  vault = relais_vault_open (dir, PASSPHRASE, NULL, &error);
+  g_assert_no_error (error);
+  found = relais_person_search (vault, "helene", 0, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (found->len, ==, 1);
+  person = g_ptr_array_index (found, 0);
+  g_assert_cmpstr (person->id, ==, id);
+  g_assert_cmpstr (person->last_name, ==, "Quenouillère");
+  g_assert_cmpstr (person->birth_date, ==, "1985-03-12");
+  g_assert_cmpstr (person->phone, ==, "0612345678");
+  g_assert_cmpstr (person->city, ==, "Saint-Flour");
+  relais_vault_close (vault);
+
+  relais_test_rm_rf (tmp);
+}
+
+/* The list over many dossiers holds only what is looked at. */
+static void
+test_ui_dossier_list_pages (void)
+{
+  g_autofree char *tmp = relais_test_make_tmpdir ("relais-ui-XXXXXX");
+  g_autofree char *dir = g_build_filename (tmp, "vault", NULL);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *recovery = NULL;
+  g_autoptr(GString) csv = g_string_new ("Nom;Prénom;Date de naissance\n");
+  RelaisImportStats stats;
+  RelaisKdfParams kdf;
+  RelaisVaultOptions options = { .kdf = &kdf };
+  RelaisVault *vault;
+  RelaisDossierList *list;
+  g_autoptr(RelaisPersonObject) first = NULL;
+  g_autoptr(RelaisPersonObject) last = NULL;
+  g_autoptr(RelaisPersonObject) again = NULL;
+  guint n = 2500;
+
+  relais_kdf_params_insecure_for_tests (&kdf);
+  vault = relais_vault_create (dir, "pass", &options, &recovery, &error);
+  g_assert_no_error (error);
+
+  for (guint i = 0; i < n; i++)
+    g_string_append_printf (csv, "Nom%05u;%s;01/01/1980\n", i, i % 10 == 0 ? "Élodie" : "Jean");
+  g_assert_true (relais_import_csv (vault, csv->str, csv->len, &stats, &error));
+  g_assert_no_error (error);
+
+  list = relais_dossier_list_new (vault);
+  g_assert_true (g_list_model_get_item_type (G_LIST_MODEL (list)) == RELAIS_TYPE_PERSON_OBJECT);
+  g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (list)), ==, n);
+  g_assert_cmpuint (relais_dossier_list_get_n_cached (list), ==, 0);
+
+  first = g_list_model_get_item (G_LIST_MODEL (list), 0);
+  g_assert_cmpstr (relais_person_object_get_person (first)->last_name, ==, "Nom00000");
+  last = g_list_model_get_item (G_LIST_MODEL (list), n - 1);
+  g_assert_cmpstr (relais_person_object_get_person (last)->last_name, ==, "Nom02499");
+  g_assert_null (g_list_model_get_item (G_LIST_MODEL (list), n));
+  /* Two pages, not 2,500 rows. */
+  g_assert_cmpuint (relais_dossier_list_get_n_cached (list), <=, 200);
+
+  /* Reading every row keeps memory bounded. */
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr(RelaisPersonObject) item = g_list_model_get_item (G_LIST_MODEL (list), i);
+      g_autofree char *expected = g_strdup_printf ("Nom%05u", i);
+
+      g_assert_cmpstr (relais_person_object_get_person (item)->last_name, ==, expected);
+    }
+  g_assert_cmpuint (relais_dossier_list_get_n_cached (list), <=, 1600);
+
+  /* Search: accents and case do not matter. */
+  g_assert_true (relais_dossier_list_set_query (list, "ELODIE", &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (list)), ==, n / 10);
+  again = g_list_model_get_item (G_LIST_MODEL (list), n / 10 - 1);
+  g_assert_cmpstr (relais_person_object_get_person (again)->last_name, ==, "Nom02490");
+
+  relais_dossier_list_detach (list);
+  g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (list)), ==, 0);
+  g_assert_finalize_object (list);
+  relais_vault_close (vault);
+  relais_test_rm_rf (tmp);
+}
+
+static void
+test_ui_strength (void)
+{
+  g_assert_cmpint (relais_strength_estimate ("", NULL), ==, RELAIS_STRENGTH_EMPTY);
+  g_assert_cmpint (relais_strength_estimate ("soleil", NULL), ==, RELAIS_STRENGTH_WEAK);
+  g_assert_cmpint (relais_strength_estimate ("password", NULL), ==, RELAIS_STRENGTH_WEAK);
+  g_assert_cmpint (relais_strength_estimate ("aaaaaaaaaaaaaaaaaaaaaaaa", NULL), ==, RELAIS_STRENGTH_WEAK);
+  g_assert_cmpint (relais_strength_estimate ("Soleil2024!", NULL), ==, RELAIS_STRENGTH_FAIR);
+  g_assert_cmpint (relais_strength_estimate (PASSPHRASE, NULL), ==, RELAIS_STRENGTH_STRONG);
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_test_init (&argc, &argv, NULL);
+  relais_ui_init_i18n ();
+
+  if (!gtk_init_check ())
+    {
+      /* meson test outside Xvfb: './dev test' runs it under xvfb-run. */
+      g_print ("1..0 # SKIP no display\n");
+      return 0;
+    }
+  adw_init ();
+  relais_ui_register_resources ();
+  /* What GtkApplication does for the program: its icons. */
+  gtk_icon_theme_add_resource_path (gtk_icon_theme_get_for_display (gdk_display_get_default ()),
+                                    "/fr/spie/Relais/icons");
+  g_object_set (gtk_settings_get_default (), "gtk-enable-animations", FALSE, NULL);
+
+  g_test_add_func ("/ui/strength", test_ui_strength);
+  g_test_add_func ("/ui/dossier-list/pages", test_ui_dossier_list_pages);
+  g_test_add_func ("/ui/window/first-run", test_ui_first_run);
+
+  return g_test_run ();
+}

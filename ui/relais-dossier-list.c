@@ -1,0 +1,281 @@
+#define G_LOG_DOMAIN "relais-ui"
+
+#include "config.h"
+
+#include <glib/gi18n.h>
+
+#include "relais-dossier-list.h"
+#include "relais-person-object.h"
+
+/* Rows fetched by one query: a screen or two of the list. */
+#define PAGE_SIZE 100
+/* Pages kept; beyond, the cache starts again from the page asked for.  A
+ * list view asks for the rows around what it shows, so this bounds memory
+ * whatever the scrolling. */
+#define MAX_PAGES 16
+
+struct _RelaisDossierList
+{
+  GObject      parent_instance;
+
+  RelaisVault *vault;  /* not owned */
+  char        *query;
+  guint        n_items;
+  /* page number → GPtrArray of RelaisPersonObject */
+  GHashTable  *pages;
+};
+
+static void relais_dossier_list_model_init (GListModelInterface *iface);
+
+G_DEFINE_FINAL_TYPE_WITH_CODE (RelaisDossierList, relais_dossier_list, G_TYPE_OBJECT,
+                               G_IMPLEMENT_INTERFACE (G_TYPE_LIST_MODEL,
+                                                      relais_dossier_list_model_init))
+
+enum {
+  PROP_0,
+  PROP_QUERY,
+  PROP_N_ITEMS,
+  N_PROPS
+};
+
+static GParamSpec *properties[N_PROPS];
+
+static GType
+relais_dossier_list_get_item_type (GListModel *model)
+{
+  return RELAIS_TYPE_PERSON_OBJECT;
+}
+
+static guint
+relais_dossier_list_get_n_items (GListModel *model)
+{
+  return RELAIS_DOSSIER_LIST (model)->n_items;
+}
+
+static GPtrArray *
+fetch_page (RelaisDossierList *self,
+            guint              page)
+{
+  g_autoptr(GPtrArray) people = NULL;
+  g_autoptr(GError) error = NULL;
+  GPtrArray *rows;
+
+  people = relais_person_search_page (self->vault, self->query,
+                                      page * PAGE_SIZE, PAGE_SIZE, &error);
+  if (people == NULL)
+    {
+      /* A damaged vault: the row stays empty; the count said it was there. */
+      g_warning ("Could not read dossiers %u to %u: %s",
+                 page * PAGE_SIZE, page * PAGE_SIZE + PAGE_SIZE - 1, error->message);
+      return NULL;
+    }
+
+  /* The objects take the people over. */
+  g_ptr_array_set_free_func (people, NULL);
+  rows = g_ptr_array_new_full (people->len, g_object_unref);
+  for (guint i = 0; i < people->len; i++)
+    g_ptr_array_add (rows, relais_person_object_new (g_ptr_array_index (people, i)));
+
+  return rows;
+}
+
+static gpointer
+relais_dossier_list_get_item (GListModel *model,
+                              guint       position)
+{
+  RelaisDossierList *self = RELAIS_DOSSIER_LIST (model);
+  guint page = position / PAGE_SIZE;
+  GPtrArray *rows;
+
+  if (position >= self->n_items || self->vault == NULL)
+    return NULL;
+
+  rows = g_hash_table_lookup (self->pages, GUINT_TO_POINTER (page));
+  if (rows == NULL)
+    {
+      rows = fetch_page (self, page);
+      if (rows == NULL)
+        return NULL;
+      if (g_hash_table_size (self->pages) >= MAX_PAGES)
+        g_hash_table_remove_all (self->pages);
+      g_hash_table_insert (self->pages, GUINT_TO_POINTER (page), rows);
+    }
+
+  if (position % PAGE_SIZE >= rows->len)
+    return NULL;
+
+  return g_object_ref (g_ptr_array_index (rows, position % PAGE_SIZE));
+}
+
+static void
+relais_dossier_list_model_init (GListModelInterface *iface)
+{
+  iface->get_item_type = relais_dossier_list_get_item_type;
+  iface->get_n_items = relais_dossier_list_get_n_items;
+  iface->get_item = relais_dossier_list_get_item;
+}
+
+/* Replaces the whole contents by @n_items rows, forgetting every page. */
+static void
+reset (RelaisDossierList *self,
+       guint              n_items)
+{
+  guint removed = self->n_items;
+
+  g_hash_table_remove_all (self->pages);
+  self->n_items = n_items;
+
+  if (removed > 0 || n_items > 0)
+    g_list_model_items_changed (G_LIST_MODEL (self), 0, removed, n_items);
+  if (removed != n_items)
+    g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_N_ITEMS]);
+}
+
+static void
+relais_dossier_list_get_property (GObject    *object,
+                                  guint       prop_id,
+                                  GValue     *value,
+                                  GParamSpec *pspec)
+{
+  RelaisDossierList *self = RELAIS_DOSSIER_LIST (object);
+
+  switch (prop_id)
+    {
+    case PROP_QUERY:
+      g_value_set_string (value, self->query);
+      break;
+
+    case PROP_N_ITEMS:
+      g_value_set_uint (value, self->n_items);
+      break;
+
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+relais_dossier_list_finalize (GObject *object)
+{
+  RelaisDossierList *self = (RelaisDossierList *)object;
+
+  g_clear_pointer (&self->pages, g_hash_table_unref);
+  g_clear_pointer (&self->query, g_free);
+
+  G_OBJECT_CLASS (relais_dossier_list_parent_class)->finalize (object);
+}
+
+static void
+relais_dossier_list_class_init (RelaisDossierListClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->get_property = relais_dossier_list_get_property;
+  object_class->finalize = relais_dossier_list_finalize;
+
+  properties[PROP_QUERY] =
+    g_param_spec_string ("query", NULL, NULL,
+                         NULL,
+                         (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY));
+
+  /* GListModel:n-items only arrived in GLib 2.76. */
+  properties[PROP_N_ITEMS] =
+    g_param_spec_uint ("n-items", NULL, NULL,
+                       0, G_MAXUINT, 0,
+                       (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY));
+
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+}
+
+static void
+relais_dossier_list_init (RelaisDossierList *self)
+{
+  self->pages = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify) g_ptr_array_unref);
+}
+
+RelaisDossierList *
+relais_dossier_list_new (RelaisVault *vault)
+{
+  RelaisDossierList *self;
+  g_autoptr(GError) error = NULL;
+
+  g_return_val_if_fail (vault != NULL, NULL);
+
+  self = g_object_new (RELAIS_TYPE_DOSSIER_LIST, NULL);
+  self->vault = vault;
+
+  if (!relais_dossier_list_refresh (self, &error))
+    g_warning ("Could not count the dossiers: %s", error->message);
+
+  return self;
+}
+
+const char *
+relais_dossier_list_get_query (RelaisDossierList *self)
+{
+  g_return_val_if_fail (RELAIS_IS_DOSSIER_LIST (self), NULL);
+
+  return self->query;
+}
+
+gboolean
+relais_dossier_list_set_query (RelaisDossierList  *self,
+                               const char         *query,
+                               GError            **error)
+{
+  g_return_val_if_fail (RELAIS_IS_DOSSIER_LIST (self), FALSE);
+
+  if (query != NULL && *query == '\0')
+    query = NULL;
+
+  if (g_strcmp0 (query, self->query) == 0)
+    return TRUE;
+
+  g_free (self->query);
+  self->query = g_strdup (query);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_QUERY]);
+
+  return relais_dossier_list_refresh (self, error);
+}
+
+gboolean
+relais_dossier_list_refresh (RelaisDossierList  *self,
+                             GError            **error)
+{
+  guint n_items = 0;
+  gboolean ok = TRUE;
+
+  g_return_val_if_fail (RELAIS_IS_DOSSIER_LIST (self), FALSE);
+
+  if (self->vault != NULL)
+    ok = relais_person_count (self->vault, self->query, &n_items, error);
+
+  reset (self, n_items);
+
+  return ok;
+}
+
+void
+relais_dossier_list_detach (RelaisDossierList *self)
+{
+  g_return_if_fail (RELAIS_IS_DOSSIER_LIST (self));
+
+  self->vault = NULL;
+  reset (self, 0);
+}
+
+guint
+relais_dossier_list_get_n_cached (RelaisDossierList *self)
+{
+  GHashTableIter iter;
+  gpointer rows;
+  guint n = 0;
+
+  g_return_val_if_fail (RELAIS_IS_DOSSIER_LIST (self), 0);
+
+  g_hash_table_iter_init (&iter, self->pages);
+  while (g_hash_table_iter_next (&iter, NULL, &rows))
+    n += ((GPtrArray *) rows)->len;
+
+  return n;
+}

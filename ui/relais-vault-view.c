@@ -1,0 +1,572 @@
+#define G_LOG_DOMAIN "relais-ui"
+
+#include "config.h"
+
+#include <glib/gi18n.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "relais-person-object.h"
+#include "relais-vault-view.h"
+
+struct _RelaisVaultView
+{
+  AdwBin              parent_instance;
+
+  RelaisVault        *vault;  /* not owned: see relais_vault_view_new() */
+  RelaisDossierList  *list;
+  GtkSingleSelection *selection;
+  char               *dossier_id;
+
+  /* Template widgets */
+  AdwLeaflet         *leaflet;
+  GtkWidget          *list_pane;
+  AdwWindowTitle     *list_title;
+  GtkMenuButton      *menu_button;
+  GtkSearchEntry     *search_entry;
+  GtkStack           *list_stack;
+  GtkListView        *list_view;
+  AdwStatusPage      *empty_page;
+  GtkButton          *back_button;
+  GtkButton          *edit_button;
+  AdwViewSwitcherTitle *switcher_title;
+  GtkStack           *dossier_stack;
+  AdwViewStack       *view_stack;
+  GtkLabel           *last_name_label;
+  GtkLabel           *first_name_label;
+  AdwActionRow       *birth_date_row;
+  GtkLabel           *birth_date_label;
+  GtkLabel           *phone_label;
+  GtkLabel           *email_label;
+  GtkLabel           *postal_code_label;
+  GtkLabel           *city_label;
+};
+
+G_DEFINE_FINAL_TYPE (RelaisVaultView, relais_vault_view, ADW_TYPE_BIN)
+
+enum {
+  PROP_0,
+  PROP_DOSSIER_ID,
+  N_PROPS
+};
+
+static GParamSpec *properties[N_PROPS];
+
+static void
+update_list_state (RelaisVaultView *self)
+{
+  guint n = self->list != NULL ? g_list_model_get_n_items (G_LIST_MODEL (self->list)) : 0;
+  const char *query = gtk_editable_get_text (GTK_EDITABLE (self->search_entry));
+  g_autofree char *count = NULL;
+
+  if (query != NULL && *query != '\0')
+    count = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "%u match", "%u matches", n), n);
+  else
+    count = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "%u dossier", "%u dossiers", n), n);
+  adw_window_title_set_subtitle (self->list_title, count);
+
+  if (n > 0)
+    {
+      gtk_stack_set_visible_child_name (self->list_stack, "list");
+      return;
+    }
+
+  if (query != NULL && *query != '\0')
+    {
+      adw_status_page_set_title (self->empty_page, _("No Results"));
+      adw_status_page_set_description (self->empty_page,
+                                       _("No name contains this text. Try part of the last or first name."));
+    }
+  else
+    {
+      adw_status_page_set_title (self->empty_page, _("No Dossiers Yet"));
+      adw_status_page_set_description (self->empty_page,
+                                       _("Create the first one with the + button."));
+    }
+  gtk_stack_set_visible_child_name (self->list_stack, "empty");
+}
+
+static void
+set_value (GtkLabel   *label,
+           const char *value)
+{
+  gboolean empty = value == NULL || *value == '\0';
+
+  gtk_label_set_label (label, empty ? _("Not given") : value);
+  if (empty)
+    gtk_widget_add_css_class (GTK_WIDGET (label), "dim-label");
+  else
+    gtk_widget_remove_css_class (GTK_WIDGET (label), "dim-label");
+}
+
+/* French numbers as people write them: 06 12 34 56 78. */
+static char *
+format_phone (const char *phone)
+{
+  g_autoptr(GString) shown = NULL;
+
+  if (phone == NULL || strlen (phone) != 10 || phone[0] != '0')
+    return g_strdup (phone);
+
+  shown = g_string_new (NULL);
+  for (guint i = 0; i < 10; i += 2)
+    {
+      if (i > 0)
+        g_string_append_c (shown, ' ');
+      g_string_append_len (shown, phone + i, 2);
+    }
+  return g_string_free (g_steal_pointer (&shown), FALSE);
+}
+
+static char *
+format_age (const char *iso_date)
+{
+  int y, m, d;
+  g_autoptr(GDateTime) now = g_date_time_new_now_local ();
+  int age;
+
+  if (iso_date == NULL || sscanf (iso_date, "%4d-%2d-%2d", &y, &m, &d) != 3)
+    return NULL;
+
+  age = g_date_time_get_year (now) - y;
+  if (g_date_time_get_month (now) < m
+      || (g_date_time_get_month (now) == m && g_date_time_get_day_of_month (now) < d))
+    age--;
+  if (age < 0)
+    return NULL;
+
+  return g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "%d year old", "%d years old", age), age);
+}
+
+static void
+show_person (RelaisVaultView    *self,
+             const RelaisPerson *person)
+{
+  g_autofree char *name = relais_person_format_name (person);
+  g_autofree char *birth = relais_format_date (person->birth_date);
+  g_autofree char *age = format_age (person->birth_date);
+  g_autofree char *phone = format_phone (person->phone);
+
+  adw_view_switcher_title_set_title (self->switcher_title, name);
+  set_value (self->last_name_label, person->last_name);
+  set_value (self->first_name_label, person->first_name);
+  set_value (self->birth_date_label, birth);
+  adw_action_row_set_subtitle (self->birth_date_row, age != NULL ? age : "");
+  set_value (self->phone_label, phone);
+  set_value (self->email_label, person->email);
+  set_value (self->postal_code_label, person->postal_code);
+  set_value (self->city_label, person->city);
+  gtk_stack_set_visible_child_name (self->dossier_stack, "dossier");
+}
+
+static void
+clear_dossier (RelaisVaultView *self)
+{
+  GtkLabel *labels[] = {
+    self->last_name_label, self->first_name_label, self->birth_date_label,
+    self->phone_label, self->email_label, self->postal_code_label, self->city_label,
+  };
+
+  /* Nothing of the person stays in a widget once it is not shown. */
+  for (guint i = 0; i < G_N_ELEMENTS (labels); i++)
+    gtk_label_set_label (labels[i], "");
+  adw_action_row_set_subtitle (self->birth_date_row, "");
+  adw_view_switcher_title_set_title (self->switcher_title, "");
+  gtk_stack_set_visible_child_name (self->dossier_stack, "none");
+  gtk_widget_set_visible (GTK_WIDGET (self->edit_button), FALSE);
+
+  if (self->dossier_id != NULL)
+    {
+      g_clear_pointer (&self->dossier_id, g_free);
+      g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_DOSSIER_ID]);
+    }
+}
+
+static void
+on_search_changed (RelaisVaultView *self)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (self->list == NULL)
+    return;
+
+  if (!relais_dossier_list_set_query (self->list,
+                                      gtk_editable_get_text (GTK_EDITABLE (self->search_entry)),
+                                      &error))
+    g_warning ("Could not search the dossiers: %s", error->message);
+  update_list_state (self);
+}
+
+static void
+on_search_activated (RelaisVaultView *self)
+{
+  g_autoptr(RelaisPersonObject) first = NULL;
+
+  /* Enter in the search field opens the first match. */
+  if (self->list == NULL)
+    return;
+  first = g_list_model_get_item (G_LIST_MODEL (self->list), 0);
+  if (first == NULL)
+    return;
+
+  gtk_single_selection_set_selected (self->selection, 0);
+  relais_vault_view_show_dossier (self, relais_person_object_get_id (first));
+  adw_leaflet_navigate (self->leaflet, ADW_NAVIGATION_DIRECTION_FORWARD);
+}
+
+static void
+on_search_stopped (RelaisVaultView *self)
+{
+  gtk_editable_set_text (GTK_EDITABLE (self->search_entry), "");
+}
+
+static void
+on_selection_changed (RelaisVaultView *self)
+{
+  RelaisPersonObject *item = gtk_single_selection_get_selected_item (self->selection);
+
+  /* An emptied selection (the list was read again) keeps what is shown. */
+  if (item != NULL)
+    relais_vault_view_show_dossier (self, relais_person_object_get_id (item));
+}
+
+static void
+on_list_activated (RelaisVaultView *self,
+                   guint            position)
+{
+  g_autoptr(RelaisPersonObject) item = NULL;
+
+  item = g_list_model_get_item (G_LIST_MODEL (self->list), position);
+  if (item == NULL)
+    return;
+
+  relais_vault_view_show_dossier (self, relais_person_object_get_id (item));
+  adw_leaflet_navigate (self->leaflet, ADW_NAVIGATION_DIRECTION_FORWARD);
+}
+
+static void
+on_back_clicked (RelaisVaultView *self)
+{
+  adw_leaflet_navigate (self->leaflet, ADW_NAVIGATION_DIRECTION_BACK);
+  gtk_widget_grab_focus (GTK_WIDGET (self->list_view));
+}
+
+static void
+setup_row (GtkSignalListItemFactory *factory,
+           GtkListItem              *list_item,
+           gpointer                  user_data)
+{
+  GtkWidget *box = gtk_box_new (GTK_ORIENTATION_VERTICAL, 2);
+  GtkWidget *name = gtk_label_new (NULL);
+  GtkWidget *detail = gtk_label_new (NULL);
+
+  gtk_widget_set_margin_top (box, 6);
+  gtk_widget_set_margin_bottom (box, 6);
+  gtk_label_set_xalign (GTK_LABEL (name), 0);
+  gtk_label_set_ellipsize (GTK_LABEL (name), PANGO_ELLIPSIZE_END);
+  gtk_widget_add_css_class (name, "heading");
+  gtk_label_set_xalign (GTK_LABEL (detail), 0);
+  gtk_label_set_ellipsize (GTK_LABEL (detail), PANGO_ELLIPSIZE_END);
+  gtk_widget_add_css_class (detail, "caption");
+  gtk_widget_add_css_class (detail, "dim-label");
+  gtk_box_append (GTK_BOX (box), name);
+  gtk_box_append (GTK_BOX (box), detail);
+  gtk_list_item_set_child (list_item, box);
+}
+
+static void
+bind_row (GtkSignalListItemFactory *factory,
+          GtkListItem              *list_item,
+          gpointer                  user_data)
+{
+  RelaisPersonObject *item = gtk_list_item_get_item (list_item);
+  GtkWidget *box = gtk_list_item_get_child (list_item);
+  GtkWidget *name = gtk_widget_get_first_child (box);
+  GtkWidget *detail = gtk_widget_get_next_sibling (name);
+  const RelaisPerson *person;
+  g_autofree char *full_name = NULL;
+  g_autofree char *birth = NULL;
+  g_autofree char *line = NULL;
+  g_autofree char *accessible = NULL;
+
+  if (item == NULL)
+    return;
+
+  person = relais_person_object_get_person (item);
+  full_name = relais_person_format_name (person);
+  birth = relais_format_date (person->birth_date);
+
+  if (birth != NULL && person->city != NULL && *person->city != '\0')
+    /* Translators: under a name in the list: birth date · city. */
+    line = g_strdup_printf (_("%s · %s"), birth, person->city);
+  else if (birth != NULL)
+    line = g_strdup (birth);
+  else
+    line = g_strdup (person->city != NULL ? person->city : "");
+
+  gtk_label_set_label (GTK_LABEL (name), full_name);
+  gtk_label_set_label (GTK_LABEL (detail), line);
+
+  /* Screen readers read the row as one sentence. */
+  accessible = *line != '\0' ? g_strdup_printf ("%s, %s", full_name, line) : g_strdup (full_name);
+  gtk_accessible_update_property (GTK_ACCESSIBLE (box),
+                                  GTK_ACCESSIBLE_PROPERTY_LABEL, accessible,
+                                  -1);
+}
+
+static void
+unbind_row (GtkSignalListItemFactory *factory,
+            GtkListItem              *list_item,
+            gpointer                  user_data)
+{
+  GtkWidget *box = gtk_list_item_get_child (list_item);
+  GtkWidget *name = gtk_widget_get_first_child (box);
+
+  gtk_label_set_label (GTK_LABEL (name), "");
+  gtk_label_set_label (GTK_LABEL (gtk_widget_get_next_sibling (name)), "");
+  gtk_accessible_reset_property (GTK_ACCESSIBLE (box), GTK_ACCESSIBLE_PROPERTY_LABEL);
+}
+
+static void
+relais_vault_view_get_property (GObject    *object,
+                                guint       prop_id,
+                                GValue     *value,
+                                GParamSpec *pspec)
+{
+  RelaisVaultView *self = RELAIS_VAULT_VIEW (object);
+
+  switch (prop_id)
+    {
+    case PROP_DOSSIER_ID:
+      g_value_set_string (value, self->dossier_id);
+      break;
+
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+relais_vault_view_dispose (GObject *object)
+{
+  RelaisVaultView *self = (RelaisVaultView *)object;
+
+  if (self->list != NULL)
+    relais_dossier_list_detach (self->list);
+  if (self->list_view != NULL)
+    gtk_list_view_set_model (self->list_view, NULL);
+  /* AdwBin unparents its child in its own dispose: let go of it first, so
+   * that the template's dispose and AdwBin's do not both unparent it. */
+  adw_bin_set_child (ADW_BIN (self), NULL);
+  gtk_widget_dispose_template (GTK_WIDGET (self), RELAIS_TYPE_VAULT_VIEW);
+  g_clear_object (&self->selection);
+  g_clear_object (&self->list);
+  self->vault = NULL;
+
+  G_OBJECT_CLASS (relais_vault_view_parent_class)->dispose (object);
+}
+
+static void
+relais_vault_view_finalize (GObject *object)
+{
+  RelaisVaultView *self = (RelaisVaultView *)object;
+
+  g_clear_pointer (&self->dossier_id, g_free);
+
+  G_OBJECT_CLASS (relais_vault_view_parent_class)->finalize (object);
+}
+
+static void
+relais_vault_view_class_init (RelaisVaultViewClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  GtkWidgetClass *widget_class = GTK_WIDGET_CLASS (klass);
+
+  object_class->get_property = relais_vault_view_get_property;
+  object_class->dispose = relais_vault_view_dispose;
+  object_class->finalize = relais_vault_view_finalize;
+
+  /**
+   * RelaisVaultView:dossier-id:
+   *
+   * The id of the dossier shown, or %NULL.
+   */
+  properties[PROP_DOSSIER_ID] =
+    g_param_spec_string ("dossier-id", NULL, NULL,
+                         NULL,
+                         (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY));
+
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+
+  gtk_widget_class_set_template_from_resource (widget_class, "/fr/spie/Relais/relais-vault-view.ui");
+  gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, leaflet);
+  gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, list_pane);
+  gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, list_title);
+  gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, menu_button);
+  gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, search_entry);
+  gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, list_stack);
+  gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, list_view);
+  gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, empty_page);
+  gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, back_button);
+  gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, edit_button);
+  gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, switcher_title);
+  gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, dossier_stack);
+  gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, view_stack);
+  gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, last_name_label);
+  gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, first_name_label);
+  gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, birth_date_row);
+  gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, birth_date_label);
+  gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, phone_label);
+  gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, email_label);
+  gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, postal_code_label);
+  gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, city_label);
+  gtk_widget_class_bind_template_callback (widget_class, on_search_changed);
+  gtk_widget_class_bind_template_callback (widget_class, on_search_activated);
+  gtk_widget_class_bind_template_callback (widget_class, on_search_stopped);
+  gtk_widget_class_bind_template_callback (widget_class, on_list_activated);
+  gtk_widget_class_bind_template_callback (widget_class, on_back_clicked);
+}
+
+static void
+relais_vault_view_init (RelaisVaultView *self)
+{
+  g_autoptr(GtkListItemFactory) factory = gtk_signal_list_item_factory_new ();
+
+  gtk_widget_init_template (GTK_WIDGET (self));
+
+  g_signal_connect (factory, "setup", G_CALLBACK (setup_row), NULL);
+  g_signal_connect (factory, "bind", G_CALLBACK (bind_row), NULL);
+  g_signal_connect (factory, "unbind", G_CALLBACK (unbind_row), NULL);
+  gtk_list_view_set_factory (self->list_view, factory);
+
+  gtk_accessible_update_property (GTK_ACCESSIBLE (self->list_view),
+                                  GTK_ACCESSIBLE_PROPERTY_LABEL, _("Dossiers"),
+                                  -1);
+  gtk_accessible_update_property (GTK_ACCESSIBLE (self->search_entry),
+                                  GTK_ACCESSIBLE_PROPERTY_LABEL, _("Search dossiers by name"),
+                                  -1);
+  /* Typing in the list searches. */
+  gtk_search_entry_set_key_capture_widget (self->search_entry, GTK_WIDGET (self->list_view));
+  gtk_widget_set_visible (GTK_WIDGET (self->edit_button), FALSE);
+}
+
+/**
+ * relais_vault_view_new:
+ * @vault: the open vault
+ * @menu: (nullable): the main menu
+ */
+RelaisVaultView *
+relais_vault_view_new (RelaisVault *vault,
+                       GMenuModel  *menu)
+{
+  RelaisVaultView *self;
+
+  g_return_val_if_fail (vault != NULL, NULL);
+
+  self = g_object_new (RELAIS_TYPE_VAULT_VIEW, NULL);
+  self->vault = vault;
+  self->list = relais_dossier_list_new (vault);
+  self->selection = gtk_single_selection_new (g_object_ref (G_LIST_MODEL (self->list)));
+  gtk_single_selection_set_autoselect (self->selection, FALSE);
+  gtk_single_selection_set_can_unselect (self->selection, TRUE);
+  gtk_single_selection_set_selected (self->selection, GTK_INVALID_LIST_POSITION);
+  g_signal_connect_swapped (self->selection, "notify::selected",
+                            G_CALLBACK (on_selection_changed), self);
+  gtk_list_view_set_model (self->list_view, GTK_SELECTION_MODEL (self->selection));
+  gtk_menu_button_set_menu_model (self->menu_button, menu);
+  update_list_state (self);
+
+  return self;
+}
+
+void
+relais_vault_view_detach (RelaisVaultView *self)
+{
+  g_return_if_fail (RELAIS_IS_VAULT_VIEW (self));
+
+  clear_dossier (self);
+  gtk_editable_set_text (GTK_EDITABLE (self->search_entry), "");
+  if (self->list != NULL)
+    relais_dossier_list_detach (self->list);
+  gtk_list_view_set_model (self->list_view, NULL);
+  self->vault = NULL;
+}
+
+RelaisDossierList *
+relais_vault_view_get_list (RelaisVaultView *self)
+{
+  g_return_val_if_fail (RELAIS_IS_VAULT_VIEW (self), NULL);
+
+  return self->list;
+}
+
+const char *
+relais_vault_view_get_dossier_id (RelaisVaultView *self)
+{
+  g_return_val_if_fail (RELAIS_IS_VAULT_VIEW (self), NULL);
+
+  return self->dossier_id;
+}
+
+void
+relais_vault_view_show_dossier (RelaisVaultView *self,
+                                const char      *id)
+{
+  g_autoptr(RelaisPerson) person = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_return_if_fail (RELAIS_IS_VAULT_VIEW (self));
+
+  if (id == NULL || self->vault == NULL)
+    {
+      clear_dossier (self);
+      return;
+    }
+
+  person = relais_person_get (self->vault, id, &error);
+  if (person == NULL)
+    {
+      g_warning ("Could not read dossier %s: %s", id, error->message);
+      clear_dossier (self);
+      return;
+    }
+
+  show_person (self, person);
+  gtk_widget_set_visible (GTK_WIDGET (self->edit_button), TRUE);
+
+  if (g_strcmp0 (id, self->dossier_id) != 0)
+    {
+      g_free (self->dossier_id);
+      self->dossier_id = g_strdup (id);
+      g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_DOSSIER_ID]);
+    }
+}
+
+void
+relais_vault_view_refresh (RelaisVaultView *self)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *id = NULL;
+
+  g_return_if_fail (RELAIS_IS_VAULT_VIEW (self));
+
+  if (self->list == NULL || self->vault == NULL)
+    return;
+
+  if (!relais_dossier_list_refresh (self->list, &error))
+    g_warning ("Could not count the dossiers: %s", error->message);
+  update_list_state (self);
+
+  id = g_strdup (self->dossier_id);
+  relais_vault_view_show_dossier (self, id);
+}
+
+void
+relais_vault_view_focus_search (RelaisVaultView *self)
+{
+  g_return_if_fail (RELAIS_IS_VAULT_VIEW (self));
+
+  adw_leaflet_navigate (self->leaflet, ADW_NAVIGATION_DIRECTION_BACK);
+  gtk_widget_grab_focus (GTK_WIDGET (self->search_entry));
+  gtk_editable_select_region (GTK_EDITABLE (self->search_entry), 0, -1);
+}

@@ -1,0 +1,31 @@
+#pragma once
+
+#include <adwaita.h>
+
+#include "relais-dossier-list.h"
+#include "relais-vault.h"
+
+G_BEGIN_DECLS
+
+#define RELAIS_TYPE_VAULT_VIEW (relais_vault_view_get_type ())
+
+G_DECLARE_FINAL_TYPE (RelaisVaultView, relais_vault_view, RELAIS, VAULT_VIEW, AdwBin)
+
+/* What an open vault shows: the searchable list of dossiers beside the
+ * dossier chosen, side by side on a wide window, one at a time on a narrow
+ * one.  @vault must stay open until relais_vault_view_detach(). */
+RelaisVaultView   *relais_vault_view_new            (RelaisVault     *vault,
+                                                     GMenuModel      *menu);
+/* Empties the list and every page and lets go of the vault. */
+void               relais_vault_view_detach         (RelaisVaultView *self);
+
+RelaisDossierList *relais_vault_view_get_list       (RelaisVaultView *self);
+/* The dossier shown, or NULL. */
+const char        *relais_vault_view_get_dossier_id (RelaisVaultView *self);
+void               relais_vault_view_show_dossier   (RelaisVaultView *self,
+                                                     const char      *id);
+/* Reads the list and the dossier shown again, after a write. */
+void               relais_vault_view_refresh        (RelaisVaultView *self);
+void               relais_vault_view_focus_search   (RelaisVaultView *self);
+
+G_END_DECLS
