@@ -1837,6 +1837,37 @@ id_from_row (sqlite3_stmt *stmt)
   return column_dup (stmt, 0);
 }
 
+/* Dossier ids from @stmt, each once.  Deduplicated here rather than with
+ * DISTINCT, which makes SQLite walk a per-dossier index over every row
+ * instead of the filter's own range. */
+static GPtrArray *
+collect_ids (RelaisVault   *vault,
+             sqlite3_stmt  *stmt,
+             GError       **error)
+{
+  g_autoptr(GHashTable) seen = g_hash_table_new (g_str_hash, g_str_equal);
+  g_autoptr(GPtrArray) ids = g_ptr_array_new_with_free_func (g_free);
+  int rc;
+
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    {
+      const char *id = (const char *) sqlite3_column_text (stmt, 0);
+      char *copy;
+
+      if (id == NULL || g_hash_table_contains (seen, id))
+        continue;
+      copy = g_strdup (id);
+      g_ptr_array_add (ids, copy);
+      g_hash_table_add (seen, copy);
+    }
+  if (rc != SQLITE_DONE)
+    {
+      read_failed (vault, rc, error);
+      return NULL;
+    }
+  return g_steal_pointer (&ids);
+}
+
 GPtrArray *
 relais_dossier_ids_with_appointment_on (RelaisVault  *vault,
                                         const char   *day,
@@ -1862,7 +1893,7 @@ relais_dossier_ids_with_appointment_on (RelaisVault  *vault,
   from = g_strconcat (day, " 00:00", NULL);
   to = g_strconcat (day, " 23:59", NULL);
   stmt = relais_oplog_prepare (vault,
-                               "SELECT DISTINCT dossier FROM appointment"
+                               "SELECT dossier FROM appointment"
                                " WHERE removed IS NULL AND status IS NOT 'cancelled'"
                                "   AND at BETWEEN ?1 AND ?2",
                                error);
@@ -1870,7 +1901,7 @@ relais_dossier_ids_with_appointment_on (RelaisVault  *vault,
     return NULL;
   sqlite3_bind_text (stmt, 1, from, -1, SQLITE_STATIC);
   sqlite3_bind_text (stmt, 2, to, -1, SQLITE_STATIC);
-  return collect (vault, stmt, id_from_row, g_free, error);
+  return collect_ids (vault, stmt, error);
 }
 
 GPtrArray *
@@ -1894,14 +1925,14 @@ relais_dossier_ids_with_late_actions (RelaisVault  *vault,
   /* The partial index action_late holds only open actions with their due
    * date: the scan stops at @today. */
   stmt = relais_oplog_prepare (vault,
-                               "SELECT DISTINCT dossier FROM action"
+                               "SELECT dossier FROM action"
                                " WHERE removed IS NULL AND status IN ('planifiee', 'en-cours')"
                                "   AND due < ?1",
                                error);
   if (stmt == NULL)
     return NULL;
   sqlite3_bind_text (stmt, 1, today, -1, SQLITE_STATIC);
-  return collect (vault, stmt, id_from_row, g_free, error);
+  return collect_ids (vault, stmt, error);
 }
 
 GPtrArray *

@@ -6,6 +6,7 @@
 #include <glib/gi18n.h>
 
 #include "relais-person.h"
+#include "relais-dossier.h"
 #include "relais-fold.h"
 #include "relais-oplog.h"
 #include "relais-validate.h"
@@ -588,11 +589,10 @@ build_person (RelaisVault  *vault,
     {
       RelaisConflict *conflict = g_ptr_array_index (conflicts, i);
 
-      if (g_strcmp0 (conflict->entity, "person") != 0 ||
-          g_strcmp0 (conflict->entity_id, id) != 0)
-        continue;
-
+      /* Every record of the dossier, not only its identity. */
       json_builder_begin_object (builder);
+      add_nullable_string (builder, "entity", conflict->entity);
+      add_nullable_string (builder, "entity_id", conflict->entity_id);
       add_nullable_string (builder, "field", conflict->field);
       json_builder_set_member_name (builder, "values");
       json_builder_begin_array (builder);
@@ -613,6 +613,10 @@ build_person (RelaisVault  *vault,
       json_builder_end_object (builder);
     }
   json_builder_end_array (builder);
+
+  /* The rest of the dossier: the right of access covers all of it. */
+  if (!relais_dossier_build_json (vault, builder, id, error))
+    return FALSE;
 
   json_builder_end_object (builder);
   return TRUE;

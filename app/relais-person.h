@@ -88,7 +88,8 @@ gboolean  relais_person_count       (RelaisVault        *vault,
                                      guint              *out_count,
                                      GError            **error);
 
-/* One dossier as JSON (every field, plus its conflicts). */
+/* One dossier as JSON: identity, every other record (relais-dossier.h),
+ * removed ones included, and every conflict. */
 JsonNode *relais_person_to_json     (RelaisVault        *vault,
                                      const char         *id,
                                      GError            **error);
