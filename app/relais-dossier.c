@@ -37,6 +37,7 @@ typedef struct {
   ValueKind           kind;
   const RelaisChoice *choices;
   gboolean            required;
+  const char         *label;   /* N_(): how messages name the field */
 } FieldSpec;
 
 typedef struct {
@@ -46,70 +47,70 @@ typedef struct {
 } EntitySpec;
 
 static const FieldSpec situation_fields[] = {
-  { "right_rsa", VALUE_FLAG, NULL, FALSE },
-  { "right_are", VALUE_FLAG, NULL, FALSE },
-  { "right_ass", VALUE_FLAG, NULL, FALSE },
-  { "right_aah", VALUE_FLAG, NULL, FALSE },
-  { "right_rqth", VALUE_FLAG, NULL, FALSE },
-  { "education_level", VALUE_CHOICE, relais_education_levels, FALSE },
-  { "work_situation", VALUE_CHOICE, relais_work_situations, FALSE },
-  { "sharing_informed_on", VALUE_DATE, NULL, FALSE },
+  { "right_rsa", VALUE_FLAG, NULL, FALSE, N_("RSA right") },
+  { "right_are", VALUE_FLAG, NULL, FALSE, N_("ARE right") },
+  { "right_ass", VALUE_FLAG, NULL, FALSE, N_("ASS right") },
+  { "right_aah", VALUE_FLAG, NULL, FALSE, N_("AAH right") },
+  { "right_rqth", VALUE_FLAG, NULL, FALSE, N_("RQTH recognition") },
+  { "education_level", VALUE_CHOICE, relais_education_levels, FALSE, N_("education level") },
+  { "work_situation", VALUE_CHOICE, relais_work_situations, FALSE, N_("work situation") },
+  { "sharing_informed_on", VALUE_DATE, NULL, FALSE, N_("date the person was informed of data sharing") },
 };
 
 static const FieldSpec project_fields[] = {
-  { "job_label", VALUE_TEXT, NULL, TRUE },
-  { "rome_code", VALUE_ROME, NULL, FALSE },
-  { "mobility_km", VALUE_KM, NULL, FALSE },
-  { "contract_types", VALUE_CHOICE_SET, relais_contract_types, FALSE },
-  { "working_time", VALUE_CHOICE, relais_working_times, FALSE },
-  { "removed", VALUE_FLAG, NULL, FALSE },
+  { "job_label", VALUE_TEXT, NULL, TRUE, N_("job sought") },
+  { "rome_code", VALUE_ROME, NULL, FALSE, N_("ROME code") },
+  { "mobility_km", VALUE_KM, NULL, FALSE, N_("mobility radius") },
+  { "contract_types", VALUE_CHOICE_SET, relais_contract_types, FALSE, N_("contract types") },
+  { "working_time", VALUE_CHOICE, relais_working_times, FALSE, N_("working time") },
+  { "removed", VALUE_FLAG, NULL, FALSE, N_("removed") },
 };
 
 static const FieldSpec objective_fields[] = {
-  { "theme", VALUE_CHOICE, relais_themes, TRUE },
-  { "text", VALUE_TEXT, NULL, TRUE },
-  { "status", VALUE_CHOICE, relais_objective_statuses, TRUE },
-  { "removed", VALUE_FLAG, NULL, FALSE },
+  { "theme", VALUE_CHOICE, relais_themes, TRUE, N_("theme") },
+  { "text", VALUE_TEXT, NULL, TRUE, N_("text") },
+  { "status", VALUE_CHOICE, relais_objective_statuses, TRUE, N_("status") },
+  { "removed", VALUE_FLAG, NULL, FALSE, N_("removed") },
 };
 
 static const FieldSpec action_fields[] = {
-  { "objective", VALUE_OBJECTIVE, NULL, TRUE },
-  { "text", VALUE_TEXT, NULL, TRUE },
-  { "status", VALUE_CHOICE, relais_action_statuses, TRUE },
-  { "due", VALUE_DATE, NULL, FALSE },
-  { "carrier", VALUE_TEXT, NULL, FALSE },
-  { "removed", VALUE_FLAG, NULL, FALSE },
+  { "objective", VALUE_OBJECTIVE, NULL, TRUE, N_("objective") },
+  { "text", VALUE_TEXT, NULL, TRUE, N_("text") },
+  { "status", VALUE_CHOICE, relais_action_statuses, TRUE, N_("status") },
+  { "due", VALUE_DATE, NULL, FALSE, N_("due date") },
+  { "carrier", VALUE_TEXT, NULL, FALSE, N_("carrying organisation") },
+  { "removed", VALUE_FLAG, NULL, FALSE, N_("removed") },
 };
 
 static const FieldSpec contract_fields[] = {
-  { "kind", VALUE_CHOICE, relais_contract_kinds, TRUE },
-  { "signed_on", VALUE_DATE, NULL, FALSE },
-  { "starts_on", VALUE_DATE, NULL, FALSE },
-  { "ends_on", VALUE_DATE, NULL, FALSE },
-  { "removed", VALUE_FLAG, NULL, FALSE },
+  { "kind", VALUE_CHOICE, relais_contract_kinds, TRUE, N_("kind of contract") },
+  { "signed_on", VALUE_DATE, NULL, FALSE, N_("signature date") },
+  { "starts_on", VALUE_DATE, NULL, FALSE, N_("start date") },
+  { "ends_on", VALUE_DATE, NULL, FALSE, N_("end date") },
+  { "removed", VALUE_FLAG, NULL, FALSE, N_("removed") },
 };
 
 static const FieldSpec appointment_fields[] = {
-  { "at", VALUE_DATETIME, NULL, TRUE },
-  { "with_whom", VALUE_TEXT, NULL, TRUE },
-  { "place", VALUE_TEXT, NULL, FALSE },
-  { "status", VALUE_CHOICE, relais_appointment_statuses, TRUE },
-  { "removed", VALUE_FLAG, NULL, FALSE },
+  { "at", VALUE_DATETIME, NULL, TRUE, N_("date and time") },
+  { "with_whom", VALUE_TEXT, NULL, TRUE, N_("with whom") },
+  { "place", VALUE_TEXT, NULL, FALSE, N_("place") },
+  { "status", VALUE_CHOICE, relais_appointment_statuses, TRUE, N_("status") },
+  { "removed", VALUE_FLAG, NULL, FALSE, N_("removed") },
 };
 
 static const FieldSpec note_fields[] = {
-  { "text", VALUE_LONG_TEXT, NULL, TRUE },
-  { "author", VALUE_FIXED, NULL, TRUE },
-  { "written_at", VALUE_FIXED, NULL, TRUE },
-  { "removed", VALUE_FLAG, NULL, FALSE },
+  { "text", VALUE_LONG_TEXT, NULL, TRUE, N_("text") },
+  { "author", VALUE_FIXED, NULL, TRUE, N_("author") },
+  { "written_at", VALUE_FIXED, NULL, TRUE, N_("date written") },
+  { "removed", VALUE_FLAG, NULL, FALSE, N_("removed") },
 };
 
 static const FieldSpec orientation_fields[] = {
-  { "structure", VALUE_TEXT, NULL, TRUE },
-  { "reason", VALUE_LONG_TEXT, NULL, FALSE },
-  { "status", VALUE_CHOICE, relais_orientation_statuses, TRUE },
-  { "oriented_on", VALUE_DATE, NULL, TRUE },
-  { "removed", VALUE_FLAG, NULL, FALSE },
+  { "structure", VALUE_TEXT, NULL, TRUE, N_("structure or service") },
+  { "reason", VALUE_LONG_TEXT, NULL, FALSE, N_("reason") },
+  { "status", VALUE_CHOICE, relais_orientation_statuses, TRUE, N_("status") },
+  { "oriented_on", VALUE_DATE, NULL, TRUE, N_("date of orientation") },
+  { "removed", VALUE_FLAG, NULL, FALSE, N_("removed") },
 };
 
 #define ENTITY(name, fields) { name, fields, G_N_ELEMENTS (fields) }
@@ -312,14 +313,14 @@ normalize_value (const FieldSpec  *spec,
   *out_value = NULL;
 
   if (value != NULL && !g_utf8_validate (value, -1, NULL))
-    return invalid (error, _("The field “%s” is not valid text."), spec->field);
+    return invalid (error, _("The field “%s” is not valid text."), _(spec->label));
   if (value != NULL)
     text = g_strstrip (g_strdup (value));
 
   if (text == NULL || *text == '\0')
     {
       if (spec->required)
-        return invalid (error, _("The field “%s” is required."), spec->field);
+        return invalid (error, _("The field “%s” is required."), _(spec->label));
       return TRUE;
     }
 
@@ -328,17 +329,17 @@ normalize_value (const FieldSpec  *spec,
     case VALUE_TEXT:
       if (g_utf8_strlen (text, -1) > TEXT_MAX || !text_is_clean (text, FALSE))
         return invalid (error, _("The field “%s” must be one line of at most %d characters."),
-                        spec->field, TEXT_MAX);
+                        _(spec->label), TEXT_MAX);
       break;
     case VALUE_LONG_TEXT:
       if (g_utf8_strlen (text, -1) > LONG_TEXT_MAX || !text_is_clean (text, TRUE))
         return invalid (error, _("The field “%s” must be text of at most %d characters."),
-                        spec->field, LONG_TEXT_MAX);
+                        _(spec->label), LONG_TEXT_MAX);
       break;
     case VALUE_DATE:
       if (!is_valid_date (text))
         return invalid (error, _("The field “%s” is not a valid date: write it as YYYY-MM-DD."),
-                        spec->field);
+                        _(spec->label));
       break;
     case VALUE_DATETIME:
       {
@@ -346,28 +347,28 @@ normalize_value (const FieldSpec  *spec,
 
         if (normalized == NULL)
           return invalid (error, _("The field “%s” is not a valid date and time: write it as YYYY-MM-DD HH:MM."),
-                          spec->field);
+                          _(spec->label));
         g_free (text);
         text = normalized;
       }
       break;
     case VALUE_CHOICE:
       if (!relais_choice_has (spec->choices, text))
-        return invalid_choice (spec->field, spec->choices, error);
+        return invalid_choice (_(spec->label), spec->choices, error);
       break;
     case VALUE_CHOICE_SET:
       {
         char *normalized = NULL;
 
         if (!normalize_choice_set (text, spec->choices, &normalized))
-          return invalid_choice (spec->field, spec->choices, error);
+          return invalid_choice (_(spec->label), spec->choices, error);
         g_free (text);
         text = normalized;
       }
       break;
     case VALUE_FLAG:
       if (strcmp (text, "1") != 0)
-        return invalid (error, _("The field “%s” is either 1 or empty."), spec->field);
+        return invalid (error, _("The field “%s” is either 1 or empty."), _(spec->label));
       break;
     case VALUE_KM:
       {
@@ -375,7 +376,7 @@ normalize_value (const FieldSpec  *spec,
 
         if (!g_ascii_string_to_unsigned (text, 10, 0, KM_MAX, &km, NULL))
           return invalid (error, _("The field “%s” must be a whole number of kilometres from 0 to %d."),
-                          spec->field, KM_MAX);
+                          _(spec->label), KM_MAX);
         g_free (text);
         text = g_strdup_printf ("%" G_GUINT64_FORMAT, km);
       }
@@ -385,12 +386,12 @@ normalize_value (const FieldSpec  *spec,
           !g_ascii_isdigit (text[1]) || !g_ascii_isdigit (text[2]) ||
           !g_ascii_isdigit (text[3]) || !g_ascii_isdigit (text[4]))
         return invalid (error, _("The field “%s” must be a ROME code: a letter and four digits, as K2204."),
-                        spec->field);
+                        _(spec->label));
       text[0] = g_ascii_toupper (text[0]);
       break;
     case VALUE_OBJECTIVE:
       if (strpbrk (text, " \t\r\n") != NULL)
-        return invalid (error, _("The field “%s” must be the id of an objective."), spec->field);
+        return invalid (error, _("The field “%s” must be the id of an objective."), _(spec->label));
       break;
     case VALUE_FIXED:
       break;
@@ -483,6 +484,33 @@ dossier_exists (RelaisVault  *vault,
   return FALSE;
 }
 
+/* Whole sentences, so that translators can make each agree with its
+ * noun. */
+static void
+set_not_found (GError     **error,
+               const char  *entity,
+               const char  *id)
+{
+  const int code = RELAIS_VAULT_ERROR_NOT_FOUND;
+
+  if (strcmp (entity, RELAIS_ENTITY_PROJECT) == 0)
+    g_set_error (error, RELAIS_VAULT_ERROR, code, _("No professional project with id %s."), id);
+  else if (strcmp (entity, RELAIS_ENTITY_OBJECTIVE) == 0)
+    g_set_error (error, RELAIS_VAULT_ERROR, code, _("No objective with id %s."), id);
+  else if (strcmp (entity, RELAIS_ENTITY_ACTION) == 0)
+    g_set_error (error, RELAIS_VAULT_ERROR, code, _("No action with id %s."), id);
+  else if (strcmp (entity, RELAIS_ENTITY_CONTRACT) == 0)
+    g_set_error (error, RELAIS_VAULT_ERROR, code, _("No contract with id %s."), id);
+  else if (strcmp (entity, RELAIS_ENTITY_APPOINTMENT) == 0)
+    g_set_error (error, RELAIS_VAULT_ERROR, code, _("No appointment with id %s."), id);
+  else if (strcmp (entity, RELAIS_ENTITY_NOTE) == 0)
+    g_set_error (error, RELAIS_VAULT_ERROR, code, _("No note with id %s."), id);
+  else if (strcmp (entity, RELAIS_ENTITY_ORIENTATION) == 0)
+    g_set_error (error, RELAIS_VAULT_ERROR, code, _("No orientation with id %s."), id);
+  else
+    g_set_error (error, RELAIS_VAULT_ERROR, code, _("No record with id %s."), id);
+}
+
 /* The dossier of record @id of @entity, or NULL with NOT_FOUND. */
 static char *
 record_dossier (RelaisVault  *vault,
@@ -508,8 +536,7 @@ record_dossier (RelaisVault  *vault,
       read_failed (vault, rc, error);
       return NULL;
     }
-  g_set_error (error, RELAIS_VAULT_ERROR, RELAIS_VAULT_ERROR_NOT_FOUND,
-               _("No %s with id %s."), entity, id);
+  set_not_found (error, entity, id);
   return NULL;
 }
 
@@ -600,10 +627,10 @@ relais_record_set (RelaisVault  *vault,
 
   spec = find_entity (entity);
   if (spec == NULL)
-    return invalid (error, _("“%s” is not a kind of record that can be edited."), entity);
+    return invalid (error, _("This kind of record cannot be edited here."));
   field_spec = find_field (spec, field);
   if (field_spec == NULL || field_spec->kind == VALUE_FIXED)
-    return invalid (error, _("A %s has no field “%s” that can be edited."), entity, field);
+    return invalid (error, _("The field “%s” does not exist or cannot be edited."), field);
   if (!normalize_value (field_spec, value, &normalized, error))
     return FALSE;
 
@@ -768,7 +795,7 @@ relais_situation_edit (RelaisVault            *vault,
     {
       for (guint i = 0; changes->rights[i] != NULL; i++)
         if (!relais_choice_has (relais_rights, changes->rights[i]))
-          return invalid_choice ("rights", relais_rights, error);
+          return invalid_choice (_("rights"), relais_rights, error);
       for (guint i = 0; i < 5; i++)
         {
           fields[n++] = situation_fields[i].field;
@@ -801,7 +828,7 @@ relais_situation_edit (RelaisVault            *vault,
  * Diagnostic
  * ------------------------------------------------------------------------ */
 
-static const FieldSpec comment_spec = { "comment", VALUE_LONG_TEXT, NULL, FALSE };
+static const FieldSpec comment_spec = { "comment", VALUE_LONG_TEXT, NULL, FALSE, N_("comment") };
 
 void
 relais_diagnostic_free (RelaisDiagnostic *diagnostic)
@@ -830,7 +857,7 @@ check_theme (const char  *theme,
              GError     **error)
 {
   if (!relais_choice_has (relais_themes, theme))
-    return invalid_choice ("theme", relais_themes, error);
+    return invalid_choice (_("theme"), relais_themes, error);
   return TRUE;
 }
 
@@ -966,7 +993,7 @@ relais_diagnostic_set (RelaisVault         *vault,
   if (!check_theme (theme, error))
     return FALSE;
   if (!relais_choice_has (relais_diagnostic_levels, level))
-    return invalid_choice ("level", relais_diagnostic_levels, error);
+    return invalid_choice (_("level"), relais_diagnostic_levels, error);
   if (situations != NULL)
     {
       const RelaisChoice *choices = relais_theme_situations (theme);
@@ -975,9 +1002,9 @@ relais_diagnostic_set (RelaisVault         *vault,
       for (guint i = 0; situations[i] != NULL; i++)
         if (strpbrk (situations[i], " ,\t\n") != NULL ||
             !relais_choice_has (choices, situations[i]))
-          return invalid_choice ("situations", choices, error);
+          return invalid_choice (_("situations"), choices, error);
       if (!normalize_choice_set (joined, choices, &situation_value))
-        return invalid_choice ("situations", choices, error);
+        return invalid_choice (_("situations"), choices, error);
     }
   if (comment != NULL && !normalize_value (&comment_spec, comment, &comment_value, error))
     return FALSE;
@@ -1180,7 +1207,7 @@ relais_project_add (RelaisVault          *vault,
   else if (project->mobility_km != -1)
     {
       invalid (error, _("The field “%s” must be a whole number of kilometres from 0 to %d."),
-               "mobility_km", KM_MAX);
+               _("mobility radius"), KM_MAX);
       return NULL;
     }
   if (project->contract_types != NULL)

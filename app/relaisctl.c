@@ -17,6 +17,7 @@
 #include <json-glib/json-glib.h>
 
 #include "relais-i18n.h"
+#include "relais-dossier.h"
 #include "relais-import.h"
 #include "relais-person.h"
 #include "relais-vault.h"
@@ -754,6 +755,340 @@ cmd_export (int argc, char **argv)
   return 0;
 }
 
+/* The dossier's records (relais-dossier.h) */
+
+static int
+cmd_diagnostic_set (int argc, char **argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *comment = NULL;
+  g_autofree char *situations = NULL;
+  g_auto(GStrv) keys = NULL;
+  RelaisVault *vault;
+  gboolean ok;
+  GOptionEntry entries[] = {
+    { "comment", 0, 0, G_OPTION_ARG_STRING, &comment, N_("Comment (an empty one clears it)"), N_("TEXT") },
+    { "situations", 0, 0, G_OPTION_ARG_STRING, &situations,
+      N_("Situations ticked for the theme, comma-separated keys (empty: none)"), N_("KEYS") },
+    { NULL }
+  };
+
+  if (!parse_options (&argc, &argv, N_("ID THEME LEVEL"),
+                      N_("Assess one theme of the diagnostic, signed by you and dated now. "
+                         "LEVEL: non-aborde, sans-impact, moyen or fort."),
+                      entries, &error))
+    return fail_error (error);
+  if (argc != 4)
+    return fail (_("diagnostic set takes a dossier id, a theme and a level"));
+  if (situations != NULL)
+    keys = g_strsplit_set (situations, ", ", -1);
+  if (keys != NULL)
+    {
+      /* Drop the empty pieces of "a,,b" or "a, b". */
+      guint j = 0;
+
+      for (guint i = 0; keys[i] != NULL; i++)
+        if (*keys[i] != '\0')
+          keys[j++] = keys[i];
+        else
+          g_free (keys[i]);
+      keys[j] = NULL;
+    }
+
+  vault = open_vault (&error);
+  if (vault == NULL)
+    return fail_error (error);
+  ok = relais_diagnostic_set (vault, argv[1], argv[2], argv[3],
+                              (const char * const *) keys, comment, &error);
+  relais_vault_close (vault);
+  if (!ok)
+    return fail_error (error);
+  return 0;
+}
+
+static int
+cmd_diagnostic_show (int argc, char **argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) list = NULL;
+  RelaisVault *vault;
+
+  if (!parse_options (&argc, &argv, N_("ID"),
+                      N_("The current diagnostic, one theme a line: theme, level, situations, "
+                         "author, date (tab-separated)."), NULL, &error))
+    return fail_error (error);
+  if (argc != 2)
+    return fail (_("diagnostic show takes one dossier id"));
+
+  vault = open_vault (&error);
+  if (vault == NULL)
+    return fail_error (error);
+  list = relais_diagnostic_list (vault, argv[1], &error);
+  relais_vault_close (vault);
+  if (list == NULL)
+    return fail_error (error);
+
+  for (guint i = 0; i < list->len; i++)
+    {
+      RelaisDiagnostic *d = g_ptr_array_index (list, i);
+      g_autofree char *situations = g_strjoinv (",", d->situations);
+      g_autofree char *when = d->changed_at != NULL
+                              ? g_date_time_format (d->changed_at, "%Y-%m-%d %H:%M") : NULL;
+
+      g_print ("%s\t%s\t%s\t%s\t%s\n", d->theme, d->level != NULL ? d->level : "",
+               situations, d->author != NULL ? d->author : "", when != NULL ? when : "");
+    }
+  return 0;
+}
+
+static int
+cmd_diagnostic (int argc, char **argv)
+{
+  const char *sub = argc > 1 ? argv[1] : NULL;
+
+  if (g_strcmp0 (sub, "set") == 0)
+    return cmd_diagnostic_set (argc - 1, argv + 1);
+  if (g_strcmp0 (sub, "show") == 0)
+    return cmd_diagnostic_show (argc - 1, argv + 1);
+  return fail (_("diagnostic needs one of: set, show"));
+}
+
+static int
+cmd_plan_add_objective (int argc, char **argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *id = NULL;
+  RelaisVault *vault;
+
+  if (!parse_options (&argc, &argv, N_("ID THEME TEXT"),
+                      N_("Add an objective to the plan of a dossier and print its id."), NULL, &error))
+    return fail_error (error);
+  if (argc != 4)
+    return fail (_("plan add-objective takes a dossier id, a theme and a text"));
+
+  vault = open_vault (&error);
+  if (vault == NULL)
+    return fail_error (error);
+  id = relais_objective_add (vault, argv[1], argv[2], argv[3], &error);
+  relais_vault_close (vault);
+  if (id == NULL)
+    return fail_error (error);
+  g_print ("%s\n", id);
+  return 0;
+}
+
+static int
+cmd_plan_add_action (int argc, char **argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *id = NULL;
+  g_autofree char *due = NULL;
+  g_autofree char *carrier = NULL;
+  RelaisVault *vault;
+  GOptionEntry entries[] = {
+    { "due", 0, 0, G_OPTION_ARG_STRING, &due, N_("Due date"), N_("YYYY-MM-DD") },
+    { "carrier", 0, 0, G_OPTION_ARG_STRING, &carrier, N_("Organisation that carries the action"), N_("TEXT") },
+    { NULL }
+  };
+
+  if (!parse_options (&argc, &argv, N_("OBJECTIVE_ID TEXT"),
+                      N_("Add an action to an objective and print its id."), entries, &error))
+    return fail_error (error);
+  if (argc != 3)
+    return fail (_("plan add-action takes an objective id and a text"));
+
+  vault = open_vault (&error);
+  if (vault == NULL)
+    return fail_error (error);
+  id = relais_action_add (vault, argv[1], argv[2], due, carrier, &error);
+  relais_vault_close (vault);
+  if (id == NULL)
+    return fail_error (error);
+  g_print ("%s\n", id);
+  return 0;
+}
+
+static int
+cmd_plan_set_status (int argc, char **argv)
+{
+  g_autoptr(GError) error = NULL;
+  RelaisVault *vault;
+  gboolean ok;
+
+  if (!parse_options (&argc, &argv, N_("ID STATUS"),
+                      N_("Change the status of an objective (en-cours, realise, abandonne) or an action "
+                         "(planifiee, en-cours, realisee, abandonnee, annulee)."), NULL, &error))
+    return fail_error (error);
+  if (argc != 3)
+    return fail (_("plan set-status takes an objective or action id and a status"));
+
+  vault = open_vault (&error);
+  if (vault == NULL)
+    return fail_error (error);
+  ok = relais_plan_set_status (vault, argv[1], argv[2], &error);
+  relais_vault_close (vault);
+  if (!ok)
+    return fail_error (error);
+  return 0;
+}
+
+static int
+cmd_plan (int argc, char **argv)
+{
+  const char *sub = argc > 1 ? argv[1] : NULL;
+
+  if (g_strcmp0 (sub, "add-objective") == 0)
+    return cmd_plan_add_objective (argc - 1, argv + 1);
+  if (g_strcmp0 (sub, "add-action") == 0)
+    return cmd_plan_add_action (argc - 1, argv + 1);
+  if (g_strcmp0 (sub, "set-status") == 0)
+    return cmd_plan_set_status (argc - 1, argv + 1);
+  return fail (_("plan needs one of: add-objective, add-action, set-status"));
+}
+
+static int
+cmd_appointment_add (int argc, char **argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *id = NULL;
+  g_autofree char *at = NULL;
+  g_autofree char *with_whom = NULL;
+  g_autofree char *place = NULL;
+  RelaisVault *vault;
+  GOptionEntry entries[] = {
+    { "at", 0, 0, G_OPTION_ARG_STRING, &at, N_("Date and time (local)"), N_("'YYYY-MM-DD HH:MM'") },
+    { "with", 0, 0, G_OPTION_ARG_STRING, &with_whom, N_("Whom the person meets"), N_("TEXT") },
+    { "place", 0, 0, G_OPTION_ARG_STRING, &place, N_("Where"), N_("TEXT") },
+    { NULL }
+  };
+
+  if (!parse_options (&argc, &argv, N_("ID"), N_("Add an appointment to a dossier and print its id."),
+                      entries, &error))
+    return fail_error (error);
+  if (argc != 2)
+    return fail (_("appointment add takes one dossier id"));
+  if (at == NULL || with_whom == NULL)
+    return fail (_("appointment add needs --at and --with"));
+
+  vault = open_vault (&error);
+  if (vault == NULL)
+    return fail_error (error);
+  id = relais_appointment_add (vault, argv[1], at, with_whom, place, &error);
+  relais_vault_close (vault);
+  if (id == NULL)
+    return fail_error (error);
+  g_print ("%s\n", id);
+  return 0;
+}
+
+static int
+cmd_appointment (int argc, char **argv)
+{
+  const char *sub = argc > 1 ? argv[1] : NULL;
+
+  if (g_strcmp0 (sub, "add") == 0)
+    return cmd_appointment_add (argc - 1, argv + 1);
+  return fail (_("appointment needs one of: add"));
+}
+
+static int
+cmd_note_add (int argc, char **argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *id = NULL;
+  RelaisVault *vault;
+
+  if (!parse_options (&argc, &argv, N_("ID TEXT"),
+                      N_("Add a note to the journal of a dossier, signed by you and dated now, "
+                         "and print its id."), NULL, &error))
+    return fail_error (error);
+  if (argc != 3)
+    return fail (_("note add takes a dossier id and a text"));
+
+  vault = open_vault (&error);
+  if (vault == NULL)
+    return fail_error (error);
+  id = relais_note_add (vault, argv[1], argv[2], &error);
+  relais_vault_close (vault);
+  if (id == NULL)
+    return fail_error (error);
+  g_print ("%s\n", id);
+  return 0;
+}
+
+/* One field of a tab-separated line: backslash, tab and line breaks
+ * escaped as \\, \t, \n and \r. */
+static char *
+escape_field (const char *text)
+{
+  GString *out = g_string_new (NULL);
+
+  for (const char *p = text != NULL ? text : ""; *p != '\0'; p++)
+    switch (*p)
+      {
+      case '\\': g_string_append (out, "\\\\"); break;
+      case '\t': g_string_append (out, "\\t"); break;
+      case '\n': g_string_append (out, "\\n"); break;
+      case '\r': g_string_append (out, "\\r"); break;
+      default:   g_string_append_c (out, *p); break;
+      }
+  return g_string_free (out, FALSE);
+}
+
+static int
+cmd_note_list (int argc, char **argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) notes = NULL;
+  RelaisVault *vault;
+
+  if (!parse_options (&argc, &argv, N_("ID"),
+                      N_("The journal of a dossier, oldest first, one note a line: date (UTC), author "
+                         "and text, tab-separated, with tabs and line breaks escaped as \\t and \\n."),
+                      NULL, &error))
+    return fail_error (error);
+  if (argc != 2)
+    return fail (_("note list takes one dossier id"));
+
+  vault = open_vault (&error);
+  if (vault == NULL)
+    return fail_error (error);
+  notes = relais_note_list (vault, argv[1], 0, &error);
+  /* An unknown id is a mistake to report, not an empty journal. */
+  if (notes != NULL && notes->len == 0)
+    {
+      g_autoptr(RelaisPerson) person = relais_person_get (vault, argv[1], &error);
+
+      if (person == NULL)
+        g_clear_pointer (&notes, g_ptr_array_unref);
+    }
+  relais_vault_close (vault);
+  if (notes == NULL)
+    return fail_error (error);
+
+  for (guint i = notes->len; i > 0; i--)
+    {
+      RelaisNote *note = g_ptr_array_index (notes, i - 1);
+      g_autofree char *author = escape_field (note->author);
+      g_autofree char *text = escape_field (note->text);
+
+      g_print ("%s\t%s\t%s\n", note->written_at, author, text);
+    }
+  return 0;
+}
+
+static int
+cmd_note (int argc, char **argv)
+{
+  const char *sub = argc > 1 ? argv[1] : NULL;
+
+  if (g_strcmp0 (sub, "add") == 0)
+    return cmd_note_add (argc - 1, argv + 1);
+  if (g_strcmp0 (sub, "list") == 0)
+    return cmd_note_list (argc - 1, argv + 1);
+  return fail (_("note needs one of: add, list"));
+}
+
 static void
 usage (void)
 {
@@ -770,6 +1105,13 @@ usage (void)
                       "Every command takes --vault DIR and --passphrase-file FILE; the passphrase\n"
                       "may also come from RELAIS_PASSPHRASE, or is asked for without echo.\n"
                       "'relaisctl COMMAND --help' tells more.\n"));
+  /* Translators: keep the command names, and the column. */
+  g_printerr ("\n%s", _("Records of a dossier:\n"
+                        "  diagnostic set|show       the diagnostic, theme by theme\n"
+                        "  plan add-objective|add-action|set-status\n"
+                        "                            objectives and actions\n"
+                        "  appointment add           book an appointment\n"
+                        "  note add|list             the journal\n"));
 }
 
 int
@@ -805,6 +1147,14 @@ main (int argc, char **argv)
     return cmd_import (argc - 1, argv + 1);
   if (g_str_equal (command, "export"))
     return cmd_export (argc - 1, argv + 1);
+  if (g_str_equal (command, "diagnostic"))
+    return cmd_diagnostic (argc - 1, argv + 1);
+  if (g_str_equal (command, "plan"))
+    return cmd_plan (argc - 1, argv + 1);
+  if (g_str_equal (command, "appointment"))
+    return cmd_appointment (argc - 1, argv + 1);
+  if (g_str_equal (command, "note"))
+    return cmd_note (argc - 1, argv + 1);
 
   return fail (_("unknown command '%s': see 'relaisctl --help'"), command);
 }

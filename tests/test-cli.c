@@ -577,6 +577,265 @@ test_disk_full (Fixture       *fx,
   g_assert_cmpint (verify.status, ==, 0);
 }
 
+/* The dossier's records from the shell (relais-dossier.h). */
+
+static JsonObject *
+export_dossier (Fixture    *fx,
+                const char *id,
+                JsonParser *parser)
+{
+  g_auto(Run) run = { 0 };
+  g_autoptr(GError) error = NULL;
+  JsonArray *dossiers;
+
+  run_ctl (&run, PASS, "export", "--vault", fx->vault);
+  g_assert_cmpint (run.status, ==, 0);
+  g_assert_true (json_parser_load_from_data (parser, run.out, -1, &error));
+  g_assert_no_error (error);
+  dossiers = json_object_get_array_member (json_node_get_object (json_parser_get_root (parser)), "dossiers");
+  for (guint i = 0; i < json_array_get_length (dossiers); i++)
+    {
+      JsonObject *dossier = json_array_get_object_element (dossiers, i);
+
+      if (g_strcmp0 (json_object_get_string_member (dossier, "id"), id) == 0)
+        return dossier;
+    }
+  g_assert_not_reached ();
+}
+
+static char *
+run_for_id (Fixture    *fx,
+            const char *first,
+            ...)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  g_autoptr(GError) error = NULL;
+  g_auto(GStrv) env = make_env (PASS, NULL);
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+  va_list args;
+  int wait_status = 0;
+
+  g_ptr_array_add (argv, (char *) relaisctl ());
+  va_start (args, first);
+  for (const char *arg = first; arg != NULL; arg = va_arg (args, const char *))
+    g_ptr_array_add (argv, (char *) arg);
+  va_end (args);
+  g_ptr_array_add (argv, (char *) "--vault");
+  g_ptr_array_add (argv, fx->vault);
+  g_ptr_array_add (argv, NULL);
+
+  g_assert_true (g_spawn_sync (NULL, (char **) argv->pdata, env, G_SPAWN_DEFAULT,
+                               child_setup, NULL, &out, &err, &wait_status, &error));
+  g_assert_no_error (error);
+  if (!WIFEXITED (wait_status) || WEXITSTATUS (wait_status) != 0)
+    g_test_message ("stderr: %s", err);
+  g_assert_true (WIFEXITED (wait_status) && WEXITSTATUS (wait_status) == 0);
+  g_assert_cmpuint (count_lines (out), ==, 1);
+  g_strchomp (out);
+  g_assert_true (g_uuid_string_is_valid (out));
+  return g_steal_pointer (&out);
+}
+
+static void
+test_diagnostic_cli (Fixture       *fx,
+                     gconstpointer  data)
+{
+  g_autofree char *id = add_person (fx, "Quenouillère", "Hélène", "1981-02-03");
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_auto(Run) run = { 0 };
+  JsonObject *dossier;
+  JsonObject *theme;
+
+  run_ctl (&run, PASS, "diagnostic", "set", "--vault", fx->vault, id, "logement", "fort",
+           "--comment", "Hébergée chez sa sœur", "--situations", "heberge-tiers, impayes-loyer");
+  g_assert_cmpint (run.status, ==, 0);
+  g_assert_cmpstr (run.out, ==, "");
+  run_clear (&run);
+
+  /* Bad keys and ids: one line each, without the comment typed. */
+  run_ctl (&run, PASS, "diagnostic", "set", "--vault", fx->vault, id, "cuisine", "fort",
+           "--comment", "Hébergée chez sa sœur");
+  assert_refused (&run, "theme");
+  g_assert_null (strstr (run.err, "sœur"));
+  run_clear (&run);
+  run_ctl (&run, PASS, "diagnostic", "set", "--vault", fx->vault, id, "logement", "tres-fort");
+  assert_refused (&run, "non-aborde");
+  run_clear (&run);
+  run_ctl (&run, PASS, "diagnostic", "set", "--vault", fx->vault, id, "logement", "moyen",
+           "--situations", "permis-b");
+  assert_refused (&run, "situations");
+  run_clear (&run);
+  run_ctl (&run, PASS, "diagnostic", "set", "--vault", fx->vault, "no-such-id", "logement", "fort");
+  assert_refused (&run, "No dossier");
+  run_clear (&run);
+  run_ctl (&run, PASS, "diagnostic", "set", "--vault", fx->vault, id, "logement");
+  assert_refused (&run, NULL);
+  run_clear (&run);
+  run_ctl (&run, PASS, "diagnostic", "--vault", fx->vault);
+  assert_refused (&run, "set");
+  run_clear (&run);
+
+  run_ctl (&run, PASS, "diagnostic", "set", "--vault", fx->vault, id, "logement", "moyen");
+  g_assert_cmpint (run.status, ==, 0);
+  run_clear (&run);
+
+  run_ctl (&run, PASS, "diagnostic", "show", "--vault", fx->vault, id);
+  g_assert_cmpint (run.status, ==, 0);
+  g_assert_cmpuint (count_lines (run.out), ==, 10);
+  g_assert_true (g_str_has_prefix (run.out, "logement\tmoyen\theberge-tiers,impayes-loyer\t"));
+  g_assert_nonnull (strstr (run.out, "\nnumerique\t\t\t\t\n"));
+
+  dossier = export_dossier (fx, id, parser);
+  theme = json_object_get_object_member (json_object_get_object_member (dossier, "diagnostic"), "logement");
+  g_assert_cmpstr (json_object_get_string_member (json_object_get_object_member (theme, "current"), "comment"),
+                   ==, "Hébergée chez sa sœur");
+  g_assert_cmpuint (json_array_get_length (json_object_get_array_member (theme, "history")), ==, 2);
+}
+
+static void
+test_plan_cli (Fixture       *fx,
+               gconstpointer  data)
+{
+  g_autofree char *id = add_person (fx, "Martin", "Léa", "1999-07-14");
+  g_autofree char *objective = NULL;
+  g_autofree char *action = NULL;
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_auto(Run) run = { 0 };
+  JsonObject *dossier;
+  JsonObject *got;
+
+  objective = run_for_id (fx, "plan", "add-objective", id, "emploi", "Trouver un emploi de cariste", NULL);
+  action = run_for_id (fx, "plan", "add-action", objective, "Passer le CACES", "--due", "2026-12-15", NULL);
+
+  run_ctl (&run, PASS, "plan", "add-objective", "--vault", fx->vault, id, "cuisine", "x");
+  assert_refused (&run, "theme");
+  run_clear (&run);
+  run_ctl (&run, PASS, "plan", "add-objective", "--vault", fx->vault, "no-such-id", "emploi", "x");
+  assert_refused (&run, "No dossier");
+  run_clear (&run);
+  run_ctl (&run, PASS, "plan", "add-action", "--vault", fx->vault, objective, "x", "--due", "15/12/2026");
+  assert_refused (&run, "YYYY-MM-DD");
+  run_clear (&run);
+  run_ctl (&run, PASS, "plan", "add-action", "--vault", fx->vault, "no-such-id", "x");
+  assert_refused (&run, "No objective");
+  run_clear (&run);
+  run_ctl (&run, PASS, "plan", "set-status", "--vault", fx->vault, action, "done");
+  assert_refused (&run, "realisee");
+  run_clear (&run);
+  run_ctl (&run, PASS, "plan", "set-status", "--vault", fx->vault, objective, "realisee");
+  assert_refused (&run, "realise");
+  run_clear (&run);
+  run_ctl (&run, PASS, "plan", "set-status", "--vault", fx->vault, "no-such-id", "realise");
+  assert_refused (&run, "No objective or action");
+  run_clear (&run);
+
+  run_ctl (&run, PASS, "plan", "set-status", "--vault", fx->vault, action, "realisee");
+  g_assert_cmpint (run.status, ==, 0);
+  run_clear (&run);
+  run_ctl (&run, PASS, "plan", "set-status", "--vault", fx->vault, objective, "realise");
+  g_assert_cmpint (run.status, ==, 0);
+  run_clear (&run);
+
+  dossier = export_dossier (fx, id, parser);
+  got = json_array_get_object_element (json_object_get_array_member (dossier, "objectives"), 0);
+  g_assert_cmpstr (json_object_get_string_member (got, "id"), ==, objective);
+  g_assert_cmpstr (json_object_get_string_member (got, "theme"), ==, "emploi");
+  g_assert_cmpstr (json_object_get_string_member (got, "status"), ==, "realise");
+  got = json_array_get_object_element (json_object_get_array_member (dossier, "actions"), 0);
+  g_assert_cmpstr (json_object_get_string_member (got, "objective"), ==, objective);
+  g_assert_cmpstr (json_object_get_string_member (got, "status"), ==, "realisee");
+  g_assert_cmpstr (json_object_get_string_member (got, "due"), ==, "2026-12-15");
+}
+
+static void
+test_appointment_cli (Fixture       *fx,
+                      gconstpointer  data)
+{
+  g_autofree char *id = add_person (fx, "Durand", "Marc", "1970-01-30");
+  g_autofree char *appointment = NULL;
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_auto(Run) run = { 0 };
+  JsonObject *got;
+
+  appointment = run_for_id (fx, "appointment", "add", id, "--at", "2026-12-01 09:30",
+                            "--with", "Mme Leroy", "--place", "Agence de Guéret", NULL);
+
+  run_ctl (&run, PASS, "appointment", "add", "--vault", fx->vault, id, "--at", "2026-12-01",
+           "--with", "Mme Leroy");
+  assert_refused (&run, "YYYY-MM-DD HH:MM");
+  run_clear (&run);
+  run_ctl (&run, PASS, "appointment", "add", "--vault", fx->vault, id, "--at", "2026-12-01 24:00",
+           "--with", "Mme Leroy");
+  assert_refused (&run, "YYYY-MM-DD HH:MM");
+  run_clear (&run);
+  run_ctl (&run, PASS, "appointment", "add", "--vault", fx->vault, id, "--at", "2026-12-01 09:30");
+  assert_refused (&run, "--with");
+  run_clear (&run);
+  run_ctl (&run, PASS, "appointment", "add", "--vault", fx->vault, "no-such-id",
+           "--at", "2026-12-01 09:30", "--with", "Mme Leroy");
+  assert_refused (&run, "No dossier");
+  run_clear (&run);
+
+  got = json_array_get_object_element (json_object_get_array_member (export_dossier (fx, id, parser),
+                                                                     "appointments"), 0);
+  g_assert_cmpstr (json_object_get_string_member (got, "id"), ==, appointment);
+  g_assert_cmpstr (json_object_get_string_member (got, "at"), ==, "2026-12-01 09:30");
+  g_assert_cmpstr (json_object_get_string_member (got, "with_whom"), ==, "Mme Leroy");
+  g_assert_cmpstr (json_object_get_string_member (got, "place"), ==, "Agence de Guéret");
+  g_assert_cmpstr (json_object_get_string_member (got, "status"), ==, "planned");
+}
+
+static void
+test_note_cli (Fixture       *fx,
+               gconstpointer  data)
+{
+  g_autofree char *id = add_person (fx, "Petit", "Zoé", "2001-05-05");
+  g_autofree char *first = NULL;
+  g_autofree char *second = NULL;
+  g_auto(GStrv) lines = NULL;
+  g_auto(GStrv) fields = NULL;
+  g_auto(Run) run = { 0 };
+
+  run_ctl (&run, PASS, "note", "list", "--vault", fx->vault, id);
+  g_assert_cmpint (run.status, ==, 0);
+  g_assert_cmpstr (run.out, ==, "");
+  run_clear (&run);
+
+  first = run_for_id (fx, "note", "add", id, "Premier entretien.\nA\ttab \\ fin", NULL);
+  second = run_for_id (fx, "note", "add", id, "Rappeler lundi.", NULL);
+
+  /* Oldest first, one line each: date, author, text, escaped. */
+  run_ctl (&run, PASS, "note", "list", "--vault", fx->vault, id);
+  g_assert_cmpint (run.status, ==, 0);
+  g_assert_cmpuint (count_lines (run.out), ==, 2);
+  lines = g_strsplit (run.out, "\n", -1);
+  fields = g_strsplit (lines[0], "\t", -1);
+  g_assert_cmpuint (g_strv_length (fields), ==, 3);
+  g_assert_cmpuint (strlen (fields[0]), ==, 20);
+  g_assert_true (g_str_has_suffix (fields[0], "Z"));
+  g_assert_cmpstr (fields[1], !=, "");
+  g_assert_cmpstr (fields[2], ==, "Premier entretien.\\nA\\ttab \\\\ fin");
+  g_assert_true (g_str_has_suffix (lines[1], "\tRappeler lundi."));
+  run_clear (&run);
+
+  run_ctl (&run, PASS, "note", "add", "--vault", fx->vault, id, "   ");
+  assert_refused (&run, "required");
+  run_clear (&run);
+  run_ctl (&run, PASS, "note", "add", "--vault", fx->vault, "no-such-id", "Confidentiel : dettes");
+  assert_refused (&run, "No dossier");
+  g_assert_null (strstr (run.err, "dettes"));
+  run_clear (&run);
+  run_ctl (&run, PASS, "note", "list", "--vault", fx->vault, "no-such-id");
+  assert_refused (&run, "No dossier");
+  run_clear (&run);
+  run_ctl (&run, PASS, "note", "add", "--vault", fx->vault, id);
+  assert_refused (&run, NULL);
+  run_clear (&run);
+  run_ctl (&run, PASS, "note", "delete", "--vault", fx->vault, id);
+  assert_refused (&run, "add, list");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -590,6 +849,10 @@ main (int argc, char **argv)
   g_test_add ("/cli/import", Fixture, NULL, fixture_setup, test_import, fixture_teardown);
   g_test_add ("/cli/import-killed", Fixture, NULL, fixture_setup, test_import_killed, fixture_teardown);
   g_test_add ("/cli/disk-full", Fixture, NULL, fixture_setup, test_disk_full, fixture_teardown);
+  g_test_add ("/cli/diagnostic", Fixture, NULL, fixture_setup, test_diagnostic_cli, fixture_teardown);
+  g_test_add ("/cli/plan", Fixture, NULL, fixture_setup, test_plan_cli, fixture_teardown);
+  g_test_add ("/cli/appointment", Fixture, NULL, fixture_setup, test_appointment_cli, fixture_teardown);
+  g_test_add ("/cli/note", Fixture, NULL, fixture_setup, test_note_cli, fixture_teardown);
 
   return g_test_run ();
 }
