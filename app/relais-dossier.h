@@ -19,7 +19,9 @@ G_BEGIN_DECLS
  * territory).  Every write function opens its own transaction when none is
  * open, and refuses bad keys, dates and ids with RELAIS_VAULT_ERROR_INVALID
  * or RELAIS_VAULT_ERROR_NOT_FOUND and a message that never quotes personal
- * data. */
+ * data.  What was read may still hold a key this version does not know (a
+ * newer version wrote it on another device): relais_choice_label() then
+ * returns NULL, and the key itself is the fallback to show. */
 
 /* ------------------------------------------------------------------------
  * Reference lists

@@ -474,6 +474,16 @@ test_diagnostic (Fixture       *fixture,
     g_assert_cmpstr (((RelaisOp *) g_ptr_array_index (level_ops, 1))->author, ==, "Bruno Petit");
   }
 
+  /* Person ops are not in the history index, but their history reads. */
+  {
+    g_autoptr(GPtrArray) name_ops = relais_oplog_history (fixture->a, "person", fixture->person,
+                                                          "last_name", &error);
+
+    g_assert_no_error (error);
+    g_assert_cmpuint (name_ops->len, ==, 1);
+    g_assert_cmpstr (((RelaisOp *) g_ptr_array_index (name_ops, 0))->value, ==, "Quenouillère");
+  }
+
   /* A theme never assessed has no history. */
   list = relais_diagnostic_history (fixture->a, fixture->person, "sante", &error);
   g_assert_no_error (error);
