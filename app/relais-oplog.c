@@ -98,12 +98,18 @@ relais_stmt_release (sqlite3_stmt *stmt)
  * Operations and conflicts
  * ------------------------------------------------------------------------ */
 
+G_LOCK_DEFINE_STATIC (last_id);
+
 char *
 relais_oplog_new_id (void)
 {
   static const char hex[] = "0123456789abcdef";
+  static guint64 last_ms;
+  static guint32 rand_a;    /* 12 random bits, drawn once per millisecond */
+  static guint64 rand_b;    /* 62 bits: random, then counting up within one millisecond */
   guint64 ms = (guint64) (g_get_real_time () / 1000);
-  guint32 r[3] = { g_random_int (), g_random_int (), g_random_int () };
+  guint32 a;
+  guint64 counter;
   guint8 b[16];
   char *out = g_malloc (37);
   char *p = out;
@@ -113,16 +119,40 @@ relais_oplog_new_id (void)
    * one after the other sort together, so the indexes on op ids and dossier
    * ids grow at their end instead of touching a random page per insert:
    * an import of 100,000 dossiers then stays in the page cache instead of
-   * reading (and decrypting) a page per operation. */
+   * reading (and decrypting) a page per operation.
+   *
+   * Within one millisecond (or if the clock steps back) the random part
+   * counts up from a random start (RFC 9562, method 3), so the ids of one
+   * process always sort in the order they were made: two notes written in
+   * the same millisecond still list newest first. */
+  G_LOCK (last_id);
+  if (ms > last_ms)
+    {
+      last_ms = ms;
+      rand_a = g_random_int () & 0x0fff;
+      /* Top bit clear: room for 2^61 ids in one millisecond. */
+      rand_b = (((guint64) g_random_int () << 32) | g_random_int ()) & G_GUINT64_CONSTANT (0x1fffffffffffffff);
+    }
+  else
+    {
+      ms = last_ms;
+      rand_b++;
+    }
+  a = rand_a;
+  counter = rand_b;
+  G_UNLOCK (last_id);
+
   b[0] = (guint8) (ms >> 40);
   b[1] = (guint8) (ms >> 32);
   b[2] = (guint8) (ms >> 24);
   b[3] = (guint8) (ms >> 16);
   b[4] = (guint8) (ms >> 8);
   b[5] = (guint8) ms;
-  memcpy (b + 6, r, 10);
-  b[6] = (guint8) (0x70 | (b[6] & 0x0f));
-  b[8] = (guint8) (0x80 | (b[8] & 0x3f));
+  b[6] = (guint8) (0x70 | (a >> 8));
+  b[7] = (guint8) a;
+  b[8] = (guint8) (0x80 | ((counter >> 56) & 0x3f));
+  for (guint i = 0; i < 7; i++)
+    b[9 + i] = (guint8) (counter >> (8 * (6 - i)));
 
   for (guint i = 0; i < 16; i++)
     {

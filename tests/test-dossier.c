@@ -254,6 +254,25 @@ test_hlc (void)
   g_assert_cmpint (g_date_time_get_microsecond (utc), ==, 250000);
 }
 
+/* Records list in the order they were made, even within a millisecond. */
+static void
+test_ids_in_order (void)
+{
+  g_autofree char *previous = relais_oplog_new_id ();
+
+  for (guint i = 0; i < 10000; i++)
+    {
+      char *id = relais_oplog_new_id ();
+
+      g_assert_true (g_uuid_string_is_valid (id));
+      g_assert_cmpint (id[14], ==, '7');
+      g_assert_true (strchr ("89ab", id[19]) != NULL);
+      g_assert_cmpstr (previous, <, id);
+      g_free (previous);
+      previous = id;
+    }
+}
+
 static void
 test_situation (Fixture       *fixture,
                 gconstpointer  data)
@@ -1260,6 +1279,7 @@ main (int argc, char **argv)
 
   g_test_add_func ("/dossier/reference", test_reference);
   g_test_add_func ("/dossier/hlc", test_hlc);
+  g_test_add_func ("/dossier/ids-in-order", test_ids_in_order);
   ADD ("/dossier/situation", test_situation);
   ADD ("/dossier/diagnostic", test_diagnostic);
   ADD ("/dossier/project", test_project);
