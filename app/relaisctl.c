@@ -20,6 +20,7 @@
 #include "relais-dossier.h"
 #include "relais-import.h"
 #include "relais-person.h"
+#include "relais-summary.h"
 #include "relais-vault.h"
 
 /*
@@ -1089,6 +1090,39 @@ cmd_note (int argc, char **argv)
   return fail (_("note needs one of: add, list"));
 }
 
+static int
+cmd_summary (int argc, char **argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(RelaisSummary) summary = NULL;
+  g_autofree char *pdf = NULL;
+  RelaisVault *vault;
+  GOptionEntry entries[] = {
+    { "pdf", 0, 0, G_OPTION_ARG_FILENAME, &pdf, N_("Write the summary to FILE as a PDF"), N_("FILE") },
+    { NULL }
+  };
+
+  if (!parse_options (&argc, &argv, N_("ID"),
+                      N_("Write the person's summary (restitution), in French, as an A4 PDF."),
+                      entries, &error))
+    return fail_error (error);
+  if (argc != 2)
+    return fail (_("summary takes one dossier id"));
+  if (pdf == NULL || *pdf == '\0')
+    return fail (_("summary needs --pdf FILE"));
+
+  vault = open_vault (&error);
+  if (vault == NULL)
+    return fail_error (error);
+  summary = relais_summary_new (vault, argv[1], &error);
+  relais_vault_close (vault);
+  if (summary == NULL)
+    return fail_error (error);
+  if (!relais_summary_write_pdf (summary, pdf, &error))
+    return fail_error (error);
+  return 0;
+}
+
 static void
 usage (void)
 {
@@ -1112,6 +1146,9 @@ usage (void)
                         "                            objectives and actions\n"
                         "  appointment add           book an appointment\n"
                         "  note add|list             the journal\n"));
+  /* Translators: keep the command and option names, and the column. */
+  g_printerr ("\n%s", _("The person's document:\n"
+                        "  summary ID --pdf FILE     the summary (restitution) as an A4 PDF\n"));
 }
 
 int
@@ -1147,6 +1184,8 @@ main (int argc, char **argv)
     return cmd_import (argc - 1, argv + 1);
   if (g_str_equal (command, "export"))
     return cmd_export (argc - 1, argv + 1);
+  if (g_str_equal (command, "summary"))
+    return cmd_summary (argc - 1, argv + 1);
   if (g_str_equal (command, "diagnostic"))
     return cmd_diagnostic (argc - 1, argv + 1);
   if (g_str_equal (command, "plan"))

@@ -836,6 +836,71 @@ test_note_cli (Fixture       *fx,
   assert_refused (&run, "add, list");
 }
 
+static void
+test_summary_cli (Fixture       *fx,
+                  gconstpointer  data)
+{
+  g_autofree char *id = add_person (fx, "Quenouillère", "Hélène", "1981-02-03");
+  g_autofree char *objective = NULL;
+  g_autofree char *action = NULL;
+  g_autofree char *appointment = NULL;
+  g_autofree char *pdf = g_build_filename (fx->dir, "restitution.pdf", NULL);
+  g_autofree char *missing = g_build_filename (fx->dir, "Quenouillère", "restitution.pdf", NULL);
+  g_autofree char *pdftotext = g_find_program_in_path ("pdftotext");
+  g_autofree char *contents = NULL;
+  g_auto(Run) run = { 0 };
+  GStatBuf st;
+
+  run_ctl (&run, PASS, "diagnostic", "set", "--vault", fx->vault, id, "logement", "fort");
+  g_assert_cmpint (run.status, ==, 0);
+  run_clear (&run);
+  objective = run_for_id (fx, "plan", "add-objective", id, "logement", "Trouver un logement", NULL);
+  action = run_for_id (fx, "plan", "add-action", objective, "Déposer une demande", NULL);
+  appointment = run_for_id (fx, "appointment", "add", id, "--at", "2099-06-01 09:30",
+                            "--with", "Mme Leroy", NULL);
+
+  run_ctl (&run, PASS, "summary", "--vault", fx->vault, id, "--pdf", pdf);
+  if (run.status != 0)
+    g_test_message ("stderr: %s", run.err);
+  g_assert_cmpint (run.status, ==, 0);
+  g_assert_cmpstr (run.out, ==, "");
+  g_assert_true (g_file_get_contents (pdf, &contents, NULL, NULL));
+  g_assert_true (g_str_has_prefix (contents, "%PDF-"));
+  g_assert_cmpint (g_stat (pdf, &st), ==, 0);
+  g_assert_cmpint (st.st_mode & 0777, ==, 0600);
+  run_clear (&run);
+
+  if (pdftotext != NULL)
+    {
+      g_autofree char *text = NULL;
+      const char *argv[] = { pdftotext, "-enc", "UTF-8", pdf, "-", NULL };
+
+      g_assert_true (g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_STDERR_TO_DEV_NULL,
+                                   NULL, NULL, &text, NULL, NULL, NULL));
+      g_assert_nonnull (strstr (text, "Hélène QUENOUILLÈRE"));
+      g_assert_nonnull (strstr (text, "Logement — Frein fort"));
+      g_assert_nonnull (strstr (text, "Déposer une demande"));
+      g_assert_nonnull (strstr (text, "lundi 1er juin 2099"));
+      g_assert_nonnull (strstr (text, "Mme Leroy"));
+    }
+
+  g_unlink (pdf);
+  run_ctl (&run, PASS, "summary", "--vault", fx->vault, "no-such-id", "--pdf", pdf);
+  assert_refused (&run, "No dossier");
+  g_assert_false (g_file_test (pdf, G_FILE_TEST_EXISTS));
+  run_clear (&run);
+  run_ctl (&run, PASS, "summary", "--vault", fx->vault, id);
+  assert_refused (&run, "--pdf");
+  run_clear (&run);
+  run_ctl (&run, PASS, "summary", "--vault", fx->vault, "--pdf", pdf);
+  assert_refused (&run, "dossier id");
+  run_clear (&run);
+  /* The path may name the person: the refusal does not repeat it. */
+  run_ctl (&run, PASS, "summary", "--vault", fx->vault, id, "--pdf", missing);
+  assert_refused (&run, "PDF");
+  g_assert_null (strstr (run.err, "Quenouillère"));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -853,6 +918,7 @@ main (int argc, char **argv)
   g_test_add ("/cli/plan", Fixture, NULL, fixture_setup, test_plan_cli, fixture_teardown);
   g_test_add ("/cli/appointment", Fixture, NULL, fixture_setup, test_appointment_cli, fixture_teardown);
   g_test_add ("/cli/note", Fixture, NULL, fixture_setup, test_note_cli, fixture_teardown);
+  g_test_add ("/cli/summary", Fixture, NULL, fixture_setup, test_summary_cli, fixture_teardown);
 
   return g_test_run ();
 }
