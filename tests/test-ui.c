@@ -10,6 +10,7 @@
 
 #include "relais-import.h"
 
+#include "relais-dossier.h"
 #include "relais-dossier-list.h"
 #include "relais-keyfile.h"
 #include "relais-person.h"
@@ -63,7 +64,8 @@ settle (guint ms)
   gint64 end = g_get_monotonic_time () + ms * 1000;
   guint source = g_timeout_add (10, tick, NULL);
 
-  while (g_get_monotonic_time () < end)
+  /* At least a few turns: one turn may lay out a whole page. */
+  for (guint n = 0; n < 5 || g_get_monotonic_time () < end; n++)
     g_main_context_iteration (NULL, TRUE);
   g_source_remove (source);
   (void) never;
@@ -119,6 +121,117 @@ type_text (gpointer    widget,
            const char *text)
 {
   gtk_editable_set_text (GTK_EDITABLE (child (widget, type, name)), text);
+}
+
+/* The first widget of @type under @root (itself included) whose row title
+ * is @title; any widget of @type when @title is NULL. */
+static GtkWidget *
+find_widget (GtkWidget  *root,
+             GType       type,
+             const char *title)
+{
+  if (G_TYPE_CHECK_INSTANCE_TYPE (root, type))
+    {
+      if (title == NULL)
+        return root;
+      if (ADW_IS_PREFERENCES_ROW (root)
+          && g_strcmp0 (adw_preferences_row_get_title (ADW_PREFERENCES_ROW (root)), title) == 0)
+        return root;
+      if (GTK_IS_BUTTON (root)
+          && g_strcmp0 (gtk_button_get_label (GTK_BUTTON (root)), title) == 0)
+        return root;
+    }
+
+  for (GtkWidget *c = gtk_widget_get_first_child (root); c != NULL; c = gtk_widget_get_next_sibling (c))
+    {
+      GtkWidget *found = find_widget (c, type, title);
+
+      if (found != NULL)
+        return found;
+    }
+  return NULL;
+}
+
+static GtkWidget *
+must_find (GtkWidget  *root,
+           GType       type,
+           const char *title)
+{
+  GtkWidget *found = find_widget (root, type, title);
+
+  if (found == NULL)
+    g_error ("No %s titled “%s”", g_type_name (type), title != NULL ? title : "(any)");
+  return found;
+}
+
+static guint
+choice_position (const RelaisChoice *choices,
+                 const char         *key)
+{
+  for (guint i = 0; choices[i].key != NULL; i++)
+    if (g_str_equal (choices[i].key, key))
+      return i;
+  g_assert_not_reached ();
+}
+
+typedef struct {
+  GtkWidget  *root;
+  GType       type;
+  const char *title;
+} Lookup;
+
+static gboolean
+widget_found (gpointer data)
+{
+  Lookup *lookup = data;
+
+  return find_widget (lookup->root, lookup->type, lookup->title) != NULL;
+}
+
+/* Pages are built again after the write that changed them has returned. */
+static GtkWidget *
+wait_for_widget (GtkWidget  *root,
+                 GType       type,
+                 const char *title)
+{
+  Lookup lookup = { root, type, title };
+
+  if (!wait_until (widget_found, &lookup))
+    g_error ("No %s titled “%s” appeared", g_type_name (type), title != NULL ? title : "(any)");
+  return find_widget (root, type, title);
+}
+
+static GtkWidget *
+view_page (RelaisVaultView *view,
+           const char      *name)
+{
+  g_autofree char *bin = g_strconcat (name, "_bin", NULL);
+
+  adw_view_stack_set_visible_child_name (child (view, RELAIS_TYPE_VAULT_VIEW, "view_stack"), name);
+  if (g_str_equal (name, "overview"))
+    return child (view, RELAIS_TYPE_VAULT_VIEW, "overview_page");
+  return child (view, RELAIS_TYPE_VAULT_VIEW, bin);
+}
+
+/* Assesses @theme at @level through its row of the diagnostic page, and
+ * ticks its first situation. */
+static void
+assess_theme (RelaisVaultView *view,
+              const char      *theme,
+              const char      *level)
+{
+  GtkWidget *page = view_page (view, "diagnostic");
+  GtkWidget *expander = must_find (page, ADW_TYPE_EXPANDER_ROW, relais_choice_label (relais_themes, theme));
+  GtkWidget *combo = must_find (expander, ADW_TYPE_COMBO_ROW, "Level");
+  const RelaisChoice *situations = relais_theme_situations (theme);
+  GtkWidget *check;
+
+  adw_combo_row_set_selected (ADW_COMBO_ROW (combo), choice_position (relais_diagnostic_levels, level));
+  check = must_find (must_find (expander, ADW_TYPE_ACTION_ROW,
+                                relais_choice_label (situations, situations[0].key)),
+                     GTK_TYPE_CHECK_BUTTON, NULL);
+  g_assert_true (gtk_widget_get_sensitive (check));
+  gtk_check_button_set_active (GTK_CHECK_BUTTON (check), TRUE);
 }
 
 static gboolean
@@ -307,6 +420,49 @@ test_ui_first_run (void)
   g_assert_nonnull (id);
   screenshot (GTK_WIDGET (window), "7-dossier");
 
+  /* The dossier's pages: two themes of the diagnostic, an objective and a
+   * late action of the plan, a note, an appointment. */
+  assess_theme (view, "logement", "fort");
+  assess_theme (view, "mobilite", "moyen");
+  {
+    GtkWidget *page = view_page (view, "plan");
+    GtkWidget *entry;
+
+    adw_combo_row_set_selected (ADW_COMBO_ROW (must_find (page, ADW_TYPE_COMBO_ROW, "Theme")),
+                                choice_position (relais_themes, "emploi"));
+    entry = must_find (page, ADW_TYPE_ENTRY_ROW, "Objective");
+    gtk_editable_set_text (GTK_EDITABLE (entry), "Trouver un emploi de cuisinier");
+    g_signal_emit_by_name (entry, "apply");
+    page = view_page (view, "plan");
+    entry = wait_for_widget (page, ADW_TYPE_ENTRY_ROW, "New Action");
+    gtk_editable_set_text (GTK_EDITABLE (must_find (page, ADW_TYPE_ENTRY_ROW,
+                                                    "Due Date (DD/MM/YYYY, optional)")),
+                           "02/01/2020");
+    gtk_editable_set_text (GTK_EDITABLE (entry), "S’inscrire à l’atelier CV");
+    g_signal_emit_by_name (entry, "apply");
+    wait_for_widget (page, ADW_TYPE_ACTION_ROW, "S’inscrire à l’atelier CV");
+    screenshot (GTK_WIDGET (window), "7b-plan");
+  }
+  {
+    GtkWidget *page = view_page (view, "journal");
+    GtkTextView *text = GTK_TEXT_VIEW (must_find (page, GTK_TYPE_TEXT_VIEW, NULL));
+
+    gtk_text_buffer_set_text (gtk_text_view_get_buffer (text), "Premier entretien : motivée, sans permis.", -1);
+    g_signal_emit_by_name (must_find (page, GTK_TYPE_BUTTON, "_Add the Note"), "clicked");
+    wait_for_widget (page, ADW_TYPE_ACTION_ROW, "Premier entretien : motivée, sans permis.");
+  }
+  {
+    GtkWidget *page = view_page (view, "appointments");
+
+    gtk_editable_set_text (GTK_EDITABLE (must_find (page, ADW_TYPE_ENTRY_ROW, "Date (DD/MM/YYYY)")), "15/12/2099");
+    gtk_editable_set_text (GTK_EDITABLE (must_find (page, ADW_TYPE_ENTRY_ROW, "Time (HH:MM)")), "14:30");
+    gtk_editable_set_text (GTK_EDITABLE (must_find (page, ADW_TYPE_ENTRY_ROW, "With Whom")), "Mme Vidal, conseillère");
+    g_signal_emit_by_name (must_find (page, GTK_TYPE_BUTTON, "_Add the Appointment"), "clicked");
+    wait_for_widget (page, GTK_TYPE_DROP_DOWN, NULL);
+  }
+  view_page (view, "overview");
+  screenshot (GTK_WIDGET (window), "7c-overview");
+
   /* The same person again: a warning, and the existing dossier opens. */
   dialog = open_new_dossier_dialog (window);
   fill_person (dialog, "1985-03-12");
@@ -367,6 +523,29 @@ test_ui_first_run (void)
   g_assert_cmpstr (person->birth_date, ==, "1985-03-12");
   g_assert_cmpstr (person->phone, ==, "0612345678");
   g_assert_cmpstr (person->city, ==, "Saint-Flour");
+
+  /* The rest of the dossier, as the pages wrote it. */
+  {
+    g_autoptr(RelaisDiagnostic) housing = relais_diagnostic_get (vault, id, "logement", &error);
+    g_autoptr(RelaisDiagnostic) mobility = relais_diagnostic_get (vault, id, "mobilite", &error);
+    g_autoptr(GPtrArray) objectives = relais_objective_list (vault, id, &error);
+    g_autoptr(GPtrArray) actions = relais_action_list (vault, id, NULL, &error);
+    g_autoptr(GPtrArray) notes = relais_note_list (vault, id, 0, &error);
+    g_autoptr(RelaisAppointment) next = relais_appointment_next (vault, id, NULL, &error);
+
+    g_assert_no_error (error);
+    g_assert_cmpstr (housing->level, ==, "fort");
+    g_assert_cmpuint (g_strv_length (housing->situations), ==, 1);
+    g_assert_cmpstr (mobility->level, ==, "moyen");
+    g_assert_cmpuint (objectives->len, ==, 1);
+    g_assert_cmpstr (((RelaisObjective *) g_ptr_array_index (objectives, 0))->theme, ==, "emploi");
+    g_assert_cmpuint (actions->len, ==, 1);
+    g_assert_cmpstr (((RelaisAction *) g_ptr_array_index (actions, 0))->due, ==, "2020-01-02");
+    g_assert_true (((RelaisAction *) g_ptr_array_index (actions, 0))->late);
+    g_assert_cmpuint (notes->len, ==, 1);
+    g_assert_nonnull (next);
+    g_assert_cmpstr (next->at, ==, "2099-12-15 14:30");
+  }
   relais_vault_close (vault);
 
   relais_test_rm_rf (tmp);

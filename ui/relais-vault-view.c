@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "relais-dossier-pages.h"
 #include "relais-person-object.h"
 #include "relais-vault-view.h"
 
@@ -17,6 +18,11 @@ struct _RelaisVaultView
   RelaisDossierList  *list;
   GtkSingleSelection *selection;
   char               *dossier_id;
+  RelaisPagesContext *pages;
+  GPtrArray          *glance_rows;
+  /* Pages to build again, once the write that changed them has returned. */
+  GHashTable         *stale_pages;
+  guint               rebuild_source;
 
   /* Template widgets */
   AdwLeaflet         *leaflet;
@@ -32,6 +38,14 @@ struct _RelaisVaultView
   AdwViewSwitcherTitle *switcher_title;
   GtkStack           *dossier_stack;
   AdwViewStack       *view_stack;
+  AdwViewSwitcherBar *switcher_bar;
+  AdwPreferencesPage *overview_page;
+  AdwPreferencesGroup *glance_group;
+  AdwBin             *diagnostic_bin;
+  AdwBin             *plan_bin;
+  AdwBin             *journal_bin;
+  AdwBin             *appointments_bin;
+  AdwBin             *situation_bin;
   GtkLabel           *last_name_label;
   GtkLabel           *first_name_label;
   AdwActionRow       *birth_date_row;
@@ -50,7 +64,81 @@ enum {
   N_PROPS
 };
 
+enum {
+  TOAST,
+  N_SIGNALS
+};
+
 static GParamSpec *properties[N_PROPS];
+static guint signals[N_SIGNALS];
+
+static void
+build_page (RelaisVaultView *self,
+            const char      *name)
+{
+  if (g_str_equal (name, "overview"))
+    relais_pages_fill_glance (self->pages, self->glance_group, self->glance_rows);
+  else if (g_str_equal (name, "diagnostic"))
+    adw_bin_set_child (self->diagnostic_bin, relais_pages_build_diagnostic (self->pages));
+  else if (g_str_equal (name, "plan"))
+    adw_bin_set_child (self->plan_bin, relais_pages_build_plan (self->pages));
+  else if (g_str_equal (name, "journal"))
+    adw_bin_set_child (self->journal_bin, relais_pages_build_journal (self->pages));
+  else if (g_str_equal (name, "appointments"))
+    adw_bin_set_child (self->appointments_bin, relais_pages_build_appointments (self->pages));
+  else if (g_str_equal (name, "situation"))
+    adw_bin_set_child (self->situation_bin, relais_pages_build_situation (self->pages));
+}
+
+static const char * const page_names[] = {
+  "overview", "diagnostic", "plan", "journal", "appointments", "situation",
+};
+
+static void
+build_all_pages (RelaisVaultView *self)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (page_names); i++)
+    build_page (self, page_names[i]);
+}
+
+static gboolean
+rebuild_stale_pages (gpointer user_data)
+{
+  RelaisVaultView *self = user_data;
+  GHashTableIter iter;
+  gpointer name;
+
+  self->rebuild_source = 0;
+  g_hash_table_iter_init (&iter, self->stale_pages);
+  while (g_hash_table_iter_next (&iter, &name, NULL))
+    build_page (self, name);
+  g_hash_table_remove_all (self->stale_pages);
+
+  return G_SOURCE_REMOVE;
+}
+
+static void
+on_pages_changed (const char *page,
+                  const char *error_message,
+                  gpointer    user_data)
+{
+  RelaisVaultView *self = user_data;
+
+  if (error_message != NULL)
+    {
+      g_signal_emit (self, signals[TOAST], 0, error_message);
+      return;
+    }
+
+  /* The page that wrote is rebuilt when it added a row; the diagnostic
+   * changes in place, where the person is typing. */
+  g_hash_table_add (self->stale_pages, "overview");
+  if (page != NULL && !g_str_equal (page, "diagnostic"))
+    g_hash_table_add (self->stale_pages, (gpointer) page);
+  if (self->rebuild_source == 0)
+    /* As soon as the handler that wrote has returned, before redrawing. */
+    self->rebuild_source = g_idle_add_full (G_PRIORITY_DEFAULT, rebuild_stale_pages, self, NULL);
+}
 
 static void
 update_list_state (RelaisVaultView *self)
@@ -84,6 +172,17 @@ update_list_state (RelaisVaultView *self)
                                        _("Create the first one with the + button."));
     }
   gtk_stack_set_visible_child_name (self->list_stack, "empty");
+}
+
+/* The pages' switcher goes to the bottom when the header is too narrow for
+ * it, and only while a dossier is shown. */
+static void
+update_switcher_bar (RelaisVaultView *self)
+{
+  gboolean shown = g_strcmp0 (gtk_stack_get_visible_child_name (self->dossier_stack), "dossier") == 0;
+
+  adw_view_switcher_bar_set_reveal (self->switcher_bar,
+                                    shown && adw_view_switcher_title_get_title_visible (self->switcher_title));
 }
 
 static void
@@ -157,6 +256,7 @@ show_person (RelaisVaultView    *self,
   set_value (self->postal_code_label, person->postal_code);
   set_value (self->city_label, person->city);
   gtk_stack_set_visible_child_name (self->dossier_stack, "dossier");
+  update_switcher_bar (self);
 }
 
 static void
@@ -173,6 +273,9 @@ clear_dossier (RelaisVaultView *self)
   adw_action_row_set_subtitle (self->birth_date_row, "");
   adw_view_switcher_title_set_title (self->switcher_title, "");
   gtk_stack_set_visible_child_name (self->dossier_stack, "none");
+  update_switcher_bar (self);
+  relais_pages_context_set (self->pages, NULL, NULL);
+  build_all_pages (self);
   gtk_widget_set_visible (GTK_WIDGET (self->edit_button), FALSE);
 
   if (self->dossier_id != NULL)
@@ -351,6 +454,9 @@ relais_vault_view_dispose (GObject *object)
 {
   RelaisVaultView *self = (RelaisVaultView *)object;
 
+  g_clear_handle_id (&self->rebuild_source, g_source_remove);
+  if (self->pages != NULL)
+    relais_pages_context_set (self->pages, NULL, NULL);
   if (self->list != NULL)
     relais_dossier_list_detach (self->list);
   if (self->list_view != NULL)
@@ -372,6 +478,9 @@ relais_vault_view_finalize (GObject *object)
   RelaisVaultView *self = (RelaisVaultView *)object;
 
   g_clear_pointer (&self->dossier_id, g_free);
+  g_clear_pointer (&self->pages, relais_pages_context_free);
+  g_clear_pointer (&self->glance_rows, g_ptr_array_unref);
+  g_clear_pointer (&self->stale_pages, g_hash_table_unref);
 
   G_OBJECT_CLASS (relais_vault_view_parent_class)->finalize (object);
 }
@@ -398,6 +507,18 @@ relais_vault_view_class_init (RelaisVaultViewClass *klass)
 
   g_object_class_install_properties (object_class, N_PROPS, properties);
 
+  /**
+   * RelaisVaultView::toast:
+   * @self: the view
+   * @message: what to tell the person (a write that failed)
+   */
+  signals[TOAST] =
+    g_signal_new ("toast",
+                  G_TYPE_FROM_CLASS (klass),
+                  G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL,
+                  G_TYPE_NONE, 1, G_TYPE_STRING);
+
   gtk_widget_class_set_template_from_resource (widget_class, "/fr/spie/Relais/relais-vault-view.ui");
   gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, leaflet);
   gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, list_pane);
@@ -412,6 +533,14 @@ relais_vault_view_class_init (RelaisVaultViewClass *klass)
   gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, switcher_title);
   gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, dossier_stack);
   gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, view_stack);
+  gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, switcher_bar);
+  gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, overview_page);
+  gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, glance_group);
+  gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, diagnostic_bin);
+  gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, plan_bin);
+  gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, journal_bin);
+  gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, appointments_bin);
+  gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, situation_bin);
   gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, last_name_label);
   gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, first_name_label);
   gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, birth_date_row);
@@ -433,6 +562,12 @@ relais_vault_view_init (RelaisVaultView *self)
   g_autoptr(GtkListItemFactory) factory = gtk_signal_list_item_factory_new ();
 
   gtk_widget_init_template (GTK_WIDGET (self));
+
+  self->pages = relais_pages_context_new (on_pages_changed, self);
+  self->glance_rows = g_ptr_array_new ();
+  self->stale_pages = g_hash_table_new (g_str_hash, g_str_equal);
+  g_signal_connect_object (self->switcher_title, "notify::title-visible",
+                           G_CALLBACK (update_switcher_bar), self, G_CONNECT_SWAPPED);
 
   g_signal_connect (factory, "setup", G_CALLBACK (setup_row), NULL);
   g_signal_connect (factory, "bind", G_CALLBACK (bind_row), NULL);
@@ -538,8 +673,13 @@ relais_vault_view_show_dossier (RelaisVaultView *self,
     {
       g_free (self->dossier_id);
       self->dossier_id = g_strdup (id);
+      relais_pages_context_set (self->pages, self->vault, id);
+      build_all_pages (self);
+      adw_view_stack_set_visible_child_name (self->view_stack, "overview");
       g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_DOSSIER_ID]);
     }
+  else
+    build_page (self, "overview");
 }
 
 void

@@ -230,6 +230,13 @@ on_dossier_shown (RelaisWindow *self)
 }
 
 static void
+on_view_toast (RelaisWindow *self,
+               const char   *message)
+{
+  adw_toast_overlay_add_toast (self->toast_overlay, adw_toast_new (message));
+}
+
+static void
 show_vault (RelaisWindow *self)
 {
   g_assert (self->vault != NULL);
@@ -238,6 +245,8 @@ show_vault (RelaisWindow *self)
   self->view = relais_vault_view_new (self->vault, self->primary_menu);
   g_signal_connect_object (self->view, "notify::dossier-id",
                            G_CALLBACK (on_dossier_shown), self, G_CONNECT_SWAPPED);
+  g_signal_connect_object (self->view, "toast",
+                           G_CALLBACK (on_view_toast), self, G_CONNECT_SWAPPED);
   adw_bin_set_child (self->vault_bin, GTK_WIDGET (self->view));
   note_activity (self);
   set_page (self, "vault");
