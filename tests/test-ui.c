@@ -418,6 +418,9 @@ test_ui_first_run (void)
   g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (list)), ==, 1);
   id = g_strdup (relais_vault_view_get_dossier_id (view));
   g_assert_nonnull (id);
+  g_assert_true (gtk_widget_get_visible (child (view, RELAIS_TYPE_VAULT_VIEW, "print_button")));
+  gtk_test_accessible_assert_property (child (view, RELAIS_TYPE_VAULT_VIEW, "filter_drop_down"),
+                                       GTK_ACCESSIBLE_PROPERTY_LABEL, "Which dossiers to list");
   screenshot (GTK_WIDGET (window), "7-dossier");
 
   /* The dossier's pages: two themes of the diagnostic, an objective and a
@@ -608,6 +611,49 @@ test_ui_dossier_list_pages (void)
   g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (list)), ==, n / 10);
   again = g_list_model_get_item (G_LIST_MODEL (list), n / 10 - 1);
   g_assert_cmpstr (relais_person_object_get_person (again)->last_name, ==, "Nom02490");
+
+  /* Filters: from the store's indexes, still narrowed by the query. */
+  {
+    g_autoptr(GPtrArray) people = relais_person_search (vault, NULL, 3, &error);
+    g_autoptr(GDateTime) now = g_date_time_new_now_local ();
+    g_autofree char *today = g_date_time_format (now, "%Y-%m-%d 10:00");
+    g_autofree char *objective = NULL;
+    g_autofree char *action = NULL;
+    g_autofree char *appointment = NULL;
+    const RelaisPerson *nom0 = g_ptr_array_index (people, 0);  /* Nom00000 Élodie */
+    const RelaisPerson *nom1 = g_ptr_array_index (people, 1);  /* Nom00001 Jean */
+
+    appointment = relais_appointment_add (vault, nom1->id, today, "Mme Vidal", NULL, &error);
+    g_assert_no_error (error);
+    objective = relais_objective_add (vault, nom0->id, "emploi", "Trouver un emploi", &error);
+    g_assert_no_error (error);
+    action = relais_action_add (vault, objective, "Atelier CV", "2020-01-02", NULL, &error);
+    g_assert_no_error (error);
+
+    g_assert_true (relais_dossier_list_set_query (list, NULL, &error));
+    g_assert_true (relais_dossier_list_set_filter (list, RELAIS_DOSSIER_FILTER_APPOINTMENT_TODAY, &error));
+    g_assert_no_error (error);
+    g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (list)), ==, 1);
+    again = g_list_model_get_item (G_LIST_MODEL (list), 0);
+    g_assert_cmpstr (relais_person_object_get_id (again), ==, nom1->id);
+    g_clear_object (&again);
+
+    g_assert_true (relais_dossier_list_set_filter (list, RELAIS_DOSSIER_FILTER_LATE_ACTIONS, &error));
+    g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (list)), ==, 1);
+    g_assert_true (relais_dossier_list_set_query (list, "jean", &error));
+    g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (list)), ==, 0);
+    g_assert_true (relais_dossier_list_set_query (list, "elodie", &error));
+    g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (list)), ==, 1);
+
+    /* Every dossier was just made: the most recent ones, at most 500. */
+    g_assert_true (relais_dossier_list_set_query (list, NULL, &error));
+    g_assert_true (relais_dossier_list_set_filter (list, RELAIS_DOSSIER_FILTER_RECENTLY_CHANGED, &error));
+    g_assert_no_error (error);
+    g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (list)), ==, 500);
+
+    g_assert_true (relais_dossier_list_set_filter (list, RELAIS_DOSSIER_FILTER_ALL, &error));
+    g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (list)), ==, n);
+  }
 
   relais_dossier_list_detach (list);
   g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (list)), ==, 0);

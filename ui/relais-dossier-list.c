@@ -3,8 +3,11 @@
 #include "config.h"
 
 #include <glib/gi18n.h>
+#include <string.h>
 
+#include "relais-dossier.h"
 #include "relais-dossier-list.h"
+#include "relais-fold.h"
 #include "relais-person-object.h"
 
 /* Rows fetched by one query: a screen or two of the list. */
@@ -23,7 +26,15 @@ struct _RelaisDossierList
   guint        n_items;
   /* page number → GPtrArray of RelaisPersonObject */
   GHashTable  *pages;
+  RelaisDossierFilter filter;
+  /* With a filter: every matching row, in order. */
+  GPtrArray   *filtered;
 };
+
+/* Dossiers changed this many days back count as recent. */
+#define RECENT_DAYS 7
+/* The most a "recently changed" list holds. */
+#define RECENT_LIMIT 500
 
 static void relais_dossier_list_model_init (GListModelInterface *iface);
 
@@ -90,6 +101,10 @@ relais_dossier_list_get_item (GListModel *model,
   if (position >= self->n_items || self->vault == NULL)
     return NULL;
 
+  if (self->filtered != NULL)
+    return position < self->filtered->len
+      ? g_object_ref (g_ptr_array_index (self->filtered, position)) : NULL;
+
   rows = g_hash_table_lookup (self->pages, GUINT_TO_POINTER (page));
   if (rows == NULL)
     {
@@ -131,6 +146,96 @@ reset (RelaisDossierList *self,
     g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_N_ITEMS]);
 }
 
+/* The same match as relais_person_search(): any part of "last first" or
+ * "first last", folded. */
+static gboolean
+matches (const RelaisPerson *person,
+         const char         *folded_query)
+{
+  g_autofree char *last = relais_fold (person->last_name != NULL ? person->last_name : "");
+  g_autofree char *first = relais_fold (person->first_name != NULL ? person->first_name : "");
+  g_autofree char *a = g_strconcat (last, " ", first, NULL);
+  g_autofree char *b = g_strconcat (first, " ", last, NULL);
+
+  return strstr (a, folded_query) != NULL || strstr (b, folded_query) != NULL;
+}
+
+static int
+compare_names (gconstpointer a,
+               gconstpointer b)
+{
+  const RelaisPerson *x = relais_person_object_get_person (*(RelaisPersonObject **) a);
+  const RelaisPerson *y = relais_person_object_get_person (*(RelaisPersonObject **) b);
+  g_autofree char *xl = relais_fold (x->last_name != NULL ? x->last_name : "");
+  g_autofree char *yl = relais_fold (y->last_name != NULL ? y->last_name : "");
+  g_autofree char *xf = relais_fold (x->first_name != NULL ? x->first_name : "");
+  g_autofree char *yf = relais_fold (y->first_name != NULL ? y->first_name : "");
+  int cmp = strcmp (xl, yl);
+
+  if (cmp == 0)
+    cmp = strcmp (xf, yf);
+  if (cmp == 0)
+    cmp = g_strcmp0 (x->birth_date, y->birth_date);
+  return cmp;
+}
+
+static GPtrArray *
+load_filtered (RelaisDossierList  *self,
+               GError            **error)
+{
+  g_autoptr(GPtrArray) ids = NULL;
+  g_autoptr(GPtrArray) rows = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autofree char *folded = self->query != NULL ? relais_fold (self->query) : NULL;
+
+  switch (self->filter)
+    {
+    case RELAIS_DOSSIER_FILTER_APPOINTMENT_TODAY:
+      ids = relais_dossier_ids_with_appointment_on (self->vault, NULL, error);
+      break;
+
+    case RELAIS_DOSSIER_FILTER_LATE_ACTIONS:
+      ids = relais_dossier_ids_with_late_actions (self->vault, NULL, error);
+      break;
+
+    case RELAIS_DOSSIER_FILTER_RECENTLY_CHANGED:
+      {
+        g_autoptr(GDateTime) now = g_date_time_new_now_local ();
+        g_autoptr(GDateTime) since = g_date_time_add_days (now, -RECENT_DAYS);
+
+        ids = relais_dossier_ids_changed_since (self->vault, since, RECENT_LIMIT, error);
+      }
+      break;
+
+    case RELAIS_DOSSIER_FILTER_ALL:
+    default:
+      g_return_val_if_reached (NULL);
+    }
+  if (ids == NULL)
+    return NULL;
+
+  for (guint i = 0; i < ids->len; i++)
+    {
+      g_autoptr(GError) local_error = NULL;
+      RelaisPerson *person = relais_person_get (self->vault, g_ptr_array_index (ids, i), &local_error);
+
+      /* A record of a dossier whose identity has not arrived yet (sync). */
+      if (person == NULL)
+        continue;
+      if (folded != NULL && *folded != '\0' && !matches (person, folded))
+        {
+          relais_person_free (person);
+          continue;
+        }
+      g_ptr_array_add (rows, relais_person_object_new (person));
+    }
+
+  /* Recent ones stay most recent first; the others in list order. */
+  if (self->filter != RELAIS_DOSSIER_FILTER_RECENTLY_CHANGED)
+    g_ptr_array_sort (rows, compare_names);
+
+  return g_steal_pointer (&rows);
+}
+
 static void
 relais_dossier_list_get_property (GObject    *object,
                                   guint       prop_id,
@@ -160,6 +265,7 @@ relais_dossier_list_finalize (GObject *object)
   RelaisDossierList *self = (RelaisDossierList *)object;
 
   g_clear_pointer (&self->pages, g_hash_table_unref);
+  g_clear_pointer (&self->filtered, g_ptr_array_unref);
   g_clear_pointer (&self->query, g_free);
 
   G_OBJECT_CLASS (relais_dossier_list_parent_class)->finalize (object);
@@ -239,6 +345,20 @@ relais_dossier_list_set_query (RelaisDossierList  *self,
 }
 
 gboolean
+relais_dossier_list_set_filter (RelaisDossierList   *self,
+                                RelaisDossierFilter  filter,
+                                GError             **error)
+{
+  g_return_val_if_fail (RELAIS_IS_DOSSIER_LIST (self), FALSE);
+
+  if (filter == self->filter)
+    return TRUE;
+  self->filter = filter;
+
+  return relais_dossier_list_refresh (self, error);
+}
+
+gboolean
 relais_dossier_list_refresh (RelaisDossierList  *self,
                              GError            **error)
 {
@@ -247,7 +367,14 @@ relais_dossier_list_refresh (RelaisDossierList  *self,
 
   g_return_val_if_fail (RELAIS_IS_DOSSIER_LIST (self), FALSE);
 
-  if (self->vault != NULL)
+  g_clear_pointer (&self->filtered, g_ptr_array_unref);
+  if (self->vault != NULL && self->filter != RELAIS_DOSSIER_FILTER_ALL)
+    {
+      self->filtered = load_filtered (self, error);
+      ok = self->filtered != NULL;
+      n_items = ok ? self->filtered->len : 0;
+    }
+  else if (self->vault != NULL)
     ok = relais_person_count (self->vault, self->query, &n_items, error);
 
   reset (self, n_items);
@@ -261,6 +388,7 @@ relais_dossier_list_detach (RelaisDossierList *self)
   g_return_if_fail (RELAIS_IS_DOSSIER_LIST (self));
 
   self->vault = NULL;
+  g_clear_pointer (&self->filtered, g_ptr_array_unref);
   reset (self, 0);
 }
 
@@ -276,6 +404,8 @@ relais_dossier_list_get_n_cached (RelaisDossierList *self)
   g_hash_table_iter_init (&iter, self->pages);
   while (g_hash_table_iter_next (&iter, NULL, &rows))
     n += ((GPtrArray *) rows)->len;
+  if (self->filtered != NULL)
+    n += self->filtered->len;
 
   return n;
 }

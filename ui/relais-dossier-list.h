@@ -10,6 +10,13 @@ G_BEGIN_DECLS
 
 G_DECLARE_FINAL_TYPE (RelaisDossierList, relais_dossier_list, RELAIS, DOSSIER_LIST, GObject)
 
+typedef enum {
+  RELAIS_DOSSIER_FILTER_ALL,
+  RELAIS_DOSSIER_FILTER_APPOINTMENT_TODAY,
+  RELAIS_DOSSIER_FILTER_LATE_ACTIONS,
+  RELAIS_DOSSIER_FILTER_RECENTLY_CHANGED,
+} RelaisDossierFilter;
+
 /* A GListModel of RelaisPersonObject over the dossiers of an open vault that
  * match a search, in list order.  It knows how many there are and fetches
  * them from the store a page at a time, only when asked for: a list view
@@ -21,6 +28,13 @@ const char        *relais_dossier_list_get_query   (RelaisDossierList  *self);
 /* Counts the matches of @query and announces the new contents. */
 gboolean           relais_dossier_list_set_query   (RelaisDossierList  *self,
                                                     const char         *query,
+                                                    GError            **error);
+/* Only the dossiers with an appointment today, with a late action, or
+ * changed in the last 7 days (most recent first), still narrowed by the
+ * query.  These come from the store's indexes as lists of ids, short
+ * enough to hold whole. */
+gboolean           relais_dossier_list_set_filter  (RelaisDossierList  *self,
+                                                    RelaisDossierFilter filter,
                                                     GError            **error);
 /* Forgets every fetched row and counts again: after a write. */
 gboolean           relais_dossier_list_refresh     (RelaisDossierList  *self,

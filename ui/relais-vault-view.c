@@ -30,11 +30,13 @@ struct _RelaisVaultView
   AdwWindowTitle     *list_title;
   GtkMenuButton      *menu_button;
   GtkSearchEntry     *search_entry;
+  GtkDropDown        *filter_drop_down;
   GtkStack           *list_stack;
   GtkListView        *list_view;
   AdwStatusPage      *empty_page;
   GtkButton          *back_button;
   GtkButton          *edit_button;
+  GtkButton          *print_button;
   AdwViewSwitcherTitle *switcher_title;
   GtkStack           *dossier_stack;
   AdwViewStack       *view_stack;
@@ -159,7 +161,13 @@ update_list_state (RelaisVaultView *self)
       return;
     }
 
-  if (query != NULL && *query != '\0')
+  if (gtk_drop_down_get_selected (self->filter_drop_down) != 0)
+    {
+      adw_status_page_set_title (self->empty_page, _("No Dossiers Here"));
+      adw_status_page_set_description (self->empty_page,
+                                       _("No dossier matches this choice. Choose “All Dossiers” to see them all."));
+    }
+  else if (query != NULL && *query != '\0')
     {
       adw_status_page_set_title (self->empty_page, _("No Results"));
       adw_status_page_set_description (self->empty_page,
@@ -297,6 +305,27 @@ on_search_changed (RelaisVaultView *self)
                                       gtk_editable_get_text (GTK_EDITABLE (self->search_entry)),
                                       &error))
     g_warning ("Could not search the dossiers: %s", error->message);
+  update_list_state (self);
+}
+
+static void
+on_filter_changed (RelaisVaultView *self)
+{
+  /* In the order of the drop-down's items. */
+  static const RelaisDossierFilter filters[] = {
+    RELAIS_DOSSIER_FILTER_ALL,
+    RELAIS_DOSSIER_FILTER_APPOINTMENT_TODAY,
+    RELAIS_DOSSIER_FILTER_LATE_ACTIONS,
+    RELAIS_DOSSIER_FILTER_RECENTLY_CHANGED,
+  };
+  guint selected = gtk_drop_down_get_selected (self->filter_drop_down);
+  g_autoptr(GError) error = NULL;
+
+  if (self->list == NULL || selected >= G_N_ELEMENTS (filters))
+    return;
+
+  if (!relais_dossier_list_set_filter (self->list, filters[selected], &error))
+    g_signal_emit (self, signals[TOAST], 0, error->message);
   update_list_state (self);
 }
 
@@ -525,11 +554,13 @@ relais_vault_view_class_init (RelaisVaultViewClass *klass)
   gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, list_title);
   gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, menu_button);
   gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, search_entry);
+  gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, filter_drop_down);
   gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, list_stack);
   gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, list_view);
   gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, empty_page);
   gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, back_button);
   gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, edit_button);
+  gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, print_button);
   gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, switcher_title);
   gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, dossier_stack);
   gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, view_stack);
@@ -550,6 +581,7 @@ relais_vault_view_class_init (RelaisVaultViewClass *klass)
   gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, postal_code_label);
   gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, city_label);
   gtk_widget_class_bind_template_callback (widget_class, on_search_changed);
+  gtk_widget_class_bind_template_callback (widget_class, on_filter_changed);
   gtk_widget_class_bind_template_callback (widget_class, on_search_activated);
   gtk_widget_class_bind_template_callback (widget_class, on_search_stopped);
   gtk_widget_class_bind_template_callback (widget_class, on_list_activated);
@@ -563,6 +595,8 @@ relais_vault_view_init (RelaisVaultView *self)
 
   gtk_widget_init_template (GTK_WIDGET (self));
 
+  g_object_bind_property (self->edit_button, "visible", self->print_button, "visible",
+                          G_BINDING_SYNC_CREATE);
   self->pages = relais_pages_context_new (on_pages_changed, self);
   self->glance_rows = g_ptr_array_new ();
   self->stale_pages = g_hash_table_new (g_str_hash, g_str_equal);
@@ -579,6 +613,9 @@ relais_vault_view_init (RelaisVaultView *self)
                                   -1);
   gtk_accessible_update_property (GTK_ACCESSIBLE (self->search_entry),
                                   GTK_ACCESSIBLE_PROPERTY_LABEL, _("Search dossiers by name"),
+                                  -1);
+  gtk_accessible_update_property (GTK_ACCESSIBLE (self->filter_drop_down),
+                                  GTK_ACCESSIBLE_PROPERTY_LABEL, _("Which dossiers to list"),
                                   -1);
   /* Typing in the list searches. */
   gtk_search_entry_set_key_capture_widget (self->search_entry, GTK_WIDGET (self->list_view));

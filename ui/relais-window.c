@@ -10,6 +10,7 @@
 #include "relais-person-dialog.h"
 #include "relais-preferences-window.h"
 #include "relais-strength.h"
+#include "relais-summary.h"
 #include "relais-ui.h"
 #include "relais-vault-view.h"
 #include "relais-window.h"
@@ -633,6 +634,86 @@ relais_window_edit_dossier (GtkWidget  *widget,
 }
 
 static void
+on_begin_print (GtkPrintOperation *operation,
+                GtkPrintContext   *context,
+                RelaisSummary     *summary)
+{
+  guint n_pages = relais_summary_paginate (summary,
+                                           gtk_print_context_get_cairo_context (context),
+                                           gtk_print_context_get_width (context),
+                                           gtk_print_context_get_height (context));
+
+  gtk_print_operation_set_n_pages (operation, (int) n_pages);
+}
+
+static void
+on_draw_page (GtkPrintOperation *operation,
+              GtkPrintContext   *context,
+              int                page,
+              RelaisSummary     *summary)
+{
+  relais_summary_draw_page (summary, gtk_print_context_get_cairo_context (context), (guint) page);
+}
+
+static void
+on_print_done (GtkPrintOperation       *operation,
+               GtkPrintOperationResult  result,
+               RelaisWindow            *self)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (result == GTK_PRINT_OPERATION_RESULT_ERROR)
+    {
+      gtk_print_operation_get_error (operation, &error);
+      adw_toast_overlay_add_toast (self->toast_overlay,
+                                   adw_toast_new (error != NULL ? error->message : _("Printing failed")));
+    }
+}
+
+static void
+relais_window_print_dossier (GtkWidget  *widget,
+                             const char *action_name,
+                             GVariant   *parameter)
+{
+  RelaisWindow *self = RELAIS_WINDOW (widget);
+  g_autoptr(GtkPrintOperation) operation = NULL;
+  g_autoptr(GError) error = NULL;
+  RelaisSummary *summary;
+  const char *id;
+
+  if (self->vault == NULL || self->view == NULL)
+    return;
+  id = relais_vault_view_get_dossier_id (self->view);
+  if (id == NULL)
+    return;
+
+  /* Read now, whole: the vault may lock while the print dialog is open. */
+  summary = relais_summary_new (self->vault, id, &error);
+  if (summary == NULL)
+    {
+      adw_toast_overlay_add_toast (self->toast_overlay, adw_toast_new (error->message));
+      return;
+    }
+
+  operation = gtk_print_operation_new ();
+  /* The renderer draws its own margins from the paper's edge, in points. */
+  gtk_print_operation_set_unit (operation, GTK_UNIT_POINTS);
+  gtk_print_operation_set_use_full_page (operation, TRUE);
+  gtk_print_operation_set_allow_async (operation, TRUE);
+  /* No name in the job: print queues are visible to others. */
+  gtk_print_operation_set_job_name (operation, _("Summary"));
+  g_object_set_data_full (G_OBJECT (operation), "summary", summary,
+                          (GDestroyNotify) relais_summary_free);
+  g_signal_connect (operation, "begin-print", G_CALLBACK (on_begin_print), summary);
+  g_signal_connect (operation, "draw-page", G_CALLBACK (on_draw_page), summary);
+  g_signal_connect_object (operation, "done", G_CALLBACK (on_print_done), self, 0);
+
+  if (gtk_print_operation_run (operation, GTK_PRINT_OPERATION_ACTION_PRINT_DIALOG,
+                               GTK_WINDOW (self), &error) == GTK_PRINT_OPERATION_RESULT_ERROR)
+    adw_toast_overlay_add_toast (self->toast_overlay, adw_toast_new (error->message));
+}
+
+static void
 relais_window_search (GtkWidget  *widget,
                       const char *action_name,
                       GVariant   *parameter)
@@ -664,6 +745,8 @@ update_actions (RelaisWindow *self)
   gtk_widget_action_set_enabled (widget, "dossier.new", open);
   gtk_widget_action_set_enabled (widget, "dossier.search", open);
   gtk_widget_action_set_enabled (widget, "dossier.edit",
+                                 open && relais_vault_view_get_dossier_id (self->view) != NULL);
+  gtk_widget_action_set_enabled (widget, "dossier.print",
                                  open && relais_vault_view_get_dossier_id (self->view) != NULL);
 }
 
@@ -846,11 +929,13 @@ relais_window_class_init (RelaisWindowClass *klass)
   gtk_widget_class_install_action (widget_class, "dossier.new", NULL, relais_window_new_dossier);
   gtk_widget_class_install_action (widget_class, "dossier.edit", NULL, relais_window_edit_dossier);
   gtk_widget_class_install_action (widget_class, "dossier.search", NULL, relais_window_search);
+  gtk_widget_class_install_action (widget_class, "dossier.print", NULL, relais_window_print_dossier);
 
   gtk_widget_class_add_binding_action (widget_class, GDK_KEY_l, GDK_CONTROL_MASK, "vault.lock", NULL);
   gtk_widget_class_add_binding_action (widget_class, GDK_KEY_n, GDK_CONTROL_MASK, "dossier.new", NULL);
   gtk_widget_class_add_binding_action (widget_class, GDK_KEY_f, GDK_CONTROL_MASK, "dossier.search", NULL);
   gtk_widget_class_add_binding_action (widget_class, GDK_KEY_e, GDK_CONTROL_MASK, "dossier.edit", NULL);
+  gtk_widget_class_add_binding_action (widget_class, GDK_KEY_p, GDK_CONTROL_MASK, "dossier.print", NULL);
 }
 
 static void
