@@ -130,14 +130,18 @@ relais_dossier_list_model_init (GListModelInterface *iface)
   iface->get_item = relais_dossier_list_get_item;
 }
 
-/* Replaces the whole contents by @n_items rows, forgetting every page. */
+/* Replaces the whole contents by @n_items rows, forgetting every page but
+ * @first (nullable, taken), the first page of the new contents. */
 static void
 reset (RelaisDossierList *self,
-       guint              n_items)
+       guint              n_items,
+       GPtrArray         *first)
 {
   guint removed = self->n_items;
 
   g_hash_table_remove_all (self->pages);
+  if (first != NULL)
+    g_hash_table_insert (self->pages, GUINT_TO_POINTER (0), first);
   self->n_items = n_items;
 
   if (removed > 0 || n_items > 0)
@@ -375,9 +379,23 @@ relais_dossier_list_refresh (RelaisDossierList  *self,
       n_items = ok ? self->filtered->len : 0;
     }
   else if (self->vault != NULL)
-    ok = relais_person_count (self->vault, self->query, &n_items, error);
+    {
+      g_autoptr(GPtrArray) first = NULL;
 
-  reset (self, n_items);
+      /* A name being typed soon matches less than a page: then the first
+       * page is the whole list, and counting would scan the table again. */
+      if (self->query != NULL)
+        first = fetch_page (self, 0);
+      if (first != NULL && first->len < PAGE_SIZE)
+        n_items = first->len;
+      else
+        ok = relais_person_count (self->vault, self->query, &n_items, error);
+
+      reset (self, n_items, ok ? g_steal_pointer (&first) : NULL);
+      return ok;
+    }
+
+  reset (self, n_items, NULL);
 
   return ok;
 }
@@ -389,7 +407,7 @@ relais_dossier_list_detach (RelaisDossierList *self)
 
   self->vault = NULL;
   g_clear_pointer (&self->filtered, g_ptr_array_unref);
-  reset (self, 0);
+  reset (self, 0, NULL);
 }
 
 guint

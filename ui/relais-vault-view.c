@@ -22,6 +22,10 @@ struct _RelaisVaultView
   GPtrArray          *glance_rows;
   /* Pages to build again, once the write that changed them has returned. */
   GHashTable         *stale_pages;
+  /* Pages left empty since the dossier changed, built when first shown:
+   * moving through the list with the arrow keys builds one page a row,
+   * not six. */
+  GHashTable         *unbuilt_pages;
   guint               rebuild_source;
 
   /* Template widgets */
@@ -97,10 +101,54 @@ static const char * const page_names[] = {
 };
 
 static void
+clear_page (RelaisVaultView *self,
+            const char      *name)
+{
+  AdwBin *bins[] = {
+    self->diagnostic_bin, self->plan_bin, self->journal_bin,
+    self->appointments_bin, self->situation_bin,
+  };
+  const char *names[] = { "diagnostic", "plan", "journal", "appointments", "situation" };
+
+  for (guint i = 0; i < G_N_ELEMENTS (bins); i++)
+    if (g_str_equal (name, names[i]))
+      adw_bin_set_child (bins[i], NULL);
+}
+
+/* Builds @name now if it is shown (the overview always: it is small),
+ * or empties it until it is. */
+static void
+invalidate_page (RelaisVaultView *self,
+                 const char      *name)
+{
+  const char *visible = adw_view_stack_get_visible_child_name (self->view_stack);
+
+  if (g_str_equal (name, "overview") || g_strcmp0 (name, visible) == 0)
+    {
+      g_hash_table_remove (self->unbuilt_pages, name);
+      build_page (self, name);
+    }
+  else
+    {
+      clear_page (self, name);
+      g_hash_table_add (self->unbuilt_pages, (gpointer) name);
+    }
+}
+
+static void
 build_all_pages (RelaisVaultView *self)
 {
   for (guint i = 0; i < G_N_ELEMENTS (page_names); i++)
-    build_page (self, page_names[i]);
+    invalidate_page (self, page_names[i]);
+}
+
+static void
+on_visible_page_changed (RelaisVaultView *self)
+{
+  const char *visible = adw_view_stack_get_visible_child_name (self->view_stack);
+
+  if (visible != NULL && g_hash_table_remove (self->unbuilt_pages, visible))
+    build_page (self, visible);
 }
 
 static gboolean
@@ -113,7 +161,7 @@ rebuild_stale_pages (gpointer user_data)
   self->rebuild_source = 0;
   g_hash_table_iter_init (&iter, self->stale_pages);
   while (g_hash_table_iter_next (&iter, &name, NULL))
-    build_page (self, name);
+    invalidate_page (self, name);
   g_hash_table_remove_all (self->stale_pages);
 
   return G_SOURCE_REMOVE;
@@ -150,9 +198,9 @@ update_list_state (RelaisVaultView *self)
   g_autofree char *count = NULL;
 
   if (query != NULL && *query != '\0')
-    count = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "%u match", "%u matches", n), n);
+    count = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "%'u match", "%'u matches", n), n);
   else
-    count = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "%u dossier", "%u dossiers", n), n);
+    count = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "%'u dossier", "%'u dossiers", n), n);
   adw_window_title_set_subtitle (self->list_title, count);
 
   if (n > 0)
@@ -510,6 +558,7 @@ relais_vault_view_finalize (GObject *object)
   g_clear_pointer (&self->pages, relais_pages_context_free);
   g_clear_pointer (&self->glance_rows, g_ptr_array_unref);
   g_clear_pointer (&self->stale_pages, g_hash_table_unref);
+  g_clear_pointer (&self->unbuilt_pages, g_hash_table_unref);
 
   G_OBJECT_CLASS (relais_vault_view_parent_class)->finalize (object);
 }
@@ -600,6 +649,9 @@ relais_vault_view_init (RelaisVaultView *self)
   self->pages = relais_pages_context_new (on_pages_changed, self);
   self->glance_rows = g_ptr_array_new ();
   self->stale_pages = g_hash_table_new (g_str_hash, g_str_equal);
+  self->unbuilt_pages = g_hash_table_new (g_str_hash, g_str_equal);
+  g_signal_connect_object (self->view_stack, "notify::visible-child-name",
+                           G_CALLBACK (on_visible_page_changed), self, G_CONNECT_SWAPPED);
   g_signal_connect_object (self->switcher_title, "notify::title-visible",
                            G_CALLBACK (update_switcher_bar), self, G_CONNECT_SWAPPED);
 
@@ -711,8 +763,9 @@ relais_vault_view_show_dossier (RelaisVaultView *self,
       g_free (self->dossier_id);
       self->dossier_id = g_strdup (id);
       relais_pages_context_set (self->pages, self->vault, id);
+      /* Another person, the same page: the référent going through
+       * diagnostics one after the other stays on the diagnostic. */
       build_all_pages (self);
-      adw_view_stack_set_visible_child_name (self->view_stack, "overview");
       g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_DOSSIER_ID]);
     }
   else
