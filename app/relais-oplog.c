@@ -7,6 +7,7 @@
 
 #include "relais-oplog.h"
 #include "relais-fold.h"
+#include "relais-search.h"
 
 /* ------------------------------------------------------------------------
  * Statement cache
@@ -409,6 +410,9 @@ static const Projection projections[] = {
 G_STATIC_ASSERT (G_N_ELEMENTS (person_columns) <= 32);
 G_STATIC_ASSERT (G_N_ELEMENTS (situation_columns) <= 32);
 
+/* The columns of person_columns the search index is made from. */
+static const guint32 person_fold_mask = (1u << 0) | (1u << 1);
+
 static const Projection *
 find_projection (const char *entity)
 {
@@ -549,6 +553,11 @@ project_values (RelaisVault       *vault,
   if (rc != SQLITE_DONE)
     return step_failed (vault, rc, error);
   relais_stmt_release (g_steal_pointer (&stmt));
+
+  /* The list's search index follows the folded names (relais-search.c). */
+  if (strcmp (proj->table, "person") == 0 && (mask & person_fold_mask) != 0 &&
+      !relais_search_index_person (vault, entity_id, error))
+    return FALSE;
 
   /* The list's "recently changed" filter reads this, whichever record of
    * the dossier changed.  A resolution does not name its dossier: it

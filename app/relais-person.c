@@ -9,6 +9,7 @@
 #include "relais-dossier.h"
 #include "relais-fold.h"
 #include "relais-oplog.h"
+#include "relais-search.h"
 #include "relais-validate.h"
 
 /* The op-log field names are the projection's column names
@@ -437,6 +438,98 @@ relais_person_find_identity (RelaisVault  *vault,
   return NULL;
 }
 
+/* NULL first, then bytes: SQLite's order for the BINARY collation (memcmp,
+ * which strcmp matches on text without NUL). */
+static int
+compare_nullable (const char *a,
+                  const char *b)
+{
+  if (a == NULL || b == NULL)
+    return (a != NULL) - (b != NULL);
+  return strcmp (a, b);
+}
+
+typedef struct {
+  RelaisPerson *person;
+  char         *fold_last;
+  char         *fold_first;
+} ListRow;
+
+static void
+list_row_clear (ListRow *row)
+{
+  g_clear_pointer (&row->person, relais_person_free);
+  g_clear_pointer (&row->fold_last, g_free);
+  g_clear_pointer (&row->fold_first, g_free);
+}
+
+/* The list order: ORDER BY fold_last, fold_first, birth_date, id. */
+static int
+compare_list_rows (gconstpointer a,
+                   gconstpointer b)
+{
+  const ListRow *x = a, *y = b;
+  int cmp;
+
+  if ((cmp = compare_nullable (x->fold_last, y->fold_last)) != 0 ||
+      (cmp = compare_nullable (x->fold_first, y->fold_first)) != 0 ||
+      (cmp = compare_nullable (x->person->birth_date, y->person->birth_date)) != 0)
+    return cmp;
+  return compare_nullable (x->person->id, y->person->id);
+}
+
+/* The rows of @rowids (person's rowids), in list order, at most @limit. */
+static GPtrArray *
+people_in_list_order (RelaisVault  *vault,
+                      GArray       *rowids,
+                      guint         limit,
+                      GError      **error)
+{
+  g_autoptr(GArray) rows = g_array_sized_new (FALSE, FALSE, sizeof (ListRow), rowids->len);
+  g_autoptr(GPtrArray) people = NULL;
+  g_auto(RelaisStmt) stmt = NULL;
+
+  g_array_set_clear_func (rows, (GDestroyNotify) list_row_clear);
+  stmt = relais_oplog_prepare (vault,
+                               "SELECT " PERSON_COLUMNS ", fold_last, fold_first"
+                               " FROM person WHERE rowid = ?1",
+                               error);
+  if (stmt == NULL)
+    return NULL;
+
+  for (guint i = 0; i < rowids->len; i++)
+    {
+      ListRow row;
+      int rc;
+
+      sqlite3_bind_int64 (stmt, 1, g_array_index (rowids, gint64, i));
+      rc = sqlite3_step (stmt);
+      if (rc == SQLITE_ROW)
+        {
+          row.person = person_from_row (stmt);
+          row.fold_last = g_strdup ((const char *) sqlite3_column_text (stmt, 1 + RELAIS_PERSON_N_FIELDS));
+          row.fold_first = g_strdup ((const char *) sqlite3_column_text (stmt, 2 + RELAIS_PERSON_N_FIELDS));
+          g_array_append_val (rows, row);
+          rc = sqlite3_step (stmt);
+        }
+      sqlite3_reset (stmt);
+      if (rc != SQLITE_DONE)
+        {
+          relais_vault_set_sqlite_error (vault, rc, _("Could not read the vault"), error);
+          return NULL;
+        }
+    }
+
+  g_array_sort (rows, compare_list_rows);
+  if (limit > 0 && rows->len > limit)
+    g_array_set_size (rows, limit);
+
+  people = g_ptr_array_new_full (rows->len, (GDestroyNotify) relais_person_free);
+  for (guint i = 0; i < rows->len; i++)
+    g_ptr_array_add (people, g_steal_pointer (&g_array_index (rows, ListRow, i).person));
+  return g_steal_pointer (&people);
+}
+
 GPtrArray *
 relais_person_search_page (RelaisVault  *vault,
                            const char   *query,
@@ -454,10 +547,27 @@ relais_person_search_page (RelaisVault  *vault,
   if (query != NULL)
     folded = relais_fold (query);
 
-  /* The list order is an index: in that order, the scan stops at @limit.
-   * instr() rather than LIKE, so that % and _ typed by a person are plain
-   * characters.  Both name orders are tried, so "helene quen" and
-   * "quenouillere h" both find Hélène Quenouillère. */
+  /* Two characters or more: the trigram index (relais-search.c) finds the
+   * few rows that can match, among them the first @limit in list order.
+   * Both name orders match, so "helene quen" and "quenouillere h" both
+   * find Hélène Quenouillère. */
+  if (folded != NULL && g_utf8_strlen (folded, -1) >= 2)
+    {
+      guint end = limit == 0 || limit > G_MAXUINT - offset ? 0 : offset + limit;
+      g_autoptr(GArray) rowids = relais_search_candidates (vault, folded, end, error);
+      GPtrArray *page;
+
+      if (rowids == NULL)
+        return NULL;
+      page = people_in_list_order (vault, rowids, end, error);
+      if (page != NULL)
+        g_ptr_array_remove_range (page, 0, MIN (offset, page->len));
+      return page;
+    }
+
+  /* One letter matches most rows: in list order (an index), the scan stops
+   * at @limit after a few rows.  instr() rather than LIKE, so that % and _
+   * typed by a person are plain characters; the same test as the index's. */
   if (folded != NULL && *folded != '\0')
     {
       stmt = relais_oplog_prepare (vault,
@@ -519,7 +629,9 @@ relais_person_count (RelaisVault  *vault,
     folded = relais_fold (query);
 
   /* The same condition as relais_person_search_page(), so that the count
-   * and the pages always agree. */
+   * and the pages always agree: through the index from two characters. */
+  if (folded != NULL && g_utf8_strlen (folded, -1) >= 2)
+    return relais_search_count (vault, folded, out_count, error);
   if (folded != NULL && *folded != '\0')
     {
       stmt = relais_oplog_prepare (vault,

@@ -7,6 +7,7 @@
 #include "relais-schema.h"
 #include "relais-error.h"
 #include "relais-vault.h"   /* sqlite3_stmt autoptr */
+#include "relais-search.h"
 
 /* The migration ladder: entry N brings a database from user_version N to
  * N + 1.  Entries are never edited once released; a change is a new entry,
@@ -161,6 +162,22 @@ static const char * const migrations[] = {
    * dossiers pays nothing for it. */
   "CREATE INDEX op_history ON op (entity, entity_id, field, hlc)"
   "  WHERE entity <> 'person';",
+
+  /* 2 → 3 */
+  /* The index of the list's search (relais-search.c): the trigrams of the
+   * folded names, in rows whose rowid follows the list order.  Filled for
+   * the people already there by relais_search_backfill() (migration_code). */
+  "ALTER TABLE person ADD COLUMN search_rowid INTEGER;"
+  "CREATE VIRTUAL TABLE person_search USING fts5 ("
+  "  name, last UNINDEXED, first UNINDEXED, person UNINDEXED,"
+  "  tokenize = 'trigram case_sensitive 1', detail = 'none', columnsize = 0"
+  ");",
+};
+
+/* Entries of the ladder that C completes after their SQL, for what SQL
+ * cannot compute. */
+static gboolean (* const migration_code[]) (sqlite3 *db, GError **error) = {
+  [2] = relais_search_backfill,
 };
 
 #define RELAIS_SCHEMA_VERSION ((int) G_N_ELEMENTS (migrations))
@@ -211,6 +228,9 @@ relais_schema_migrate (sqlite3  *db,
 
       if (sqlite3_exec (db, migrations[version], NULL, NULL, NULL) != SQLITE_OK)
         return set_error_from_db (db, _("Could not upgrade the vault"), error);
+      if (version < (int) G_N_ELEMENTS (migration_code) && migration_code[version] != NULL &&
+          !migration_code[version] (db, error))
+        return FALSE;
 
       /* PRAGMA takes no bound parameters; the number is ours. */
       bump = g_strdup_printf ("PRAGMA user_version = %d", version + 1);

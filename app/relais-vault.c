@@ -111,13 +111,22 @@ vault_free (RelaisVault *self)
   if (self->db != NULL)
     {
       sqlite3_stmt *stmt;
+      int rc;
 
       relais_oplog_forget_db (self->db);
-      while ((stmt = sqlite3_next_stmt (self->db, NULL)) != NULL)
-        sqlite3_finalize (stmt);
       /* With exclusive locking, closing the last connection checkpoints
-       * the WAL into the database and deletes it. */
-      if (sqlite3_close (self->db) != SQLITE_OK)
+       * the WAL into the database and deletes it.  A first try lets the
+       * virtual tables (the FTS5 search index) finalize their own
+       * statements: finalizing those here would free them twice.  What is
+       * left after it was leaked by a caller. */
+      rc = sqlite3_close (self->db);
+      if (rc == SQLITE_BUSY)
+        {
+          while ((stmt = sqlite3_next_stmt (self->db, NULL)) != NULL)
+            sqlite3_finalize (stmt);
+          rc = sqlite3_close (self->db);
+        }
+      if (rc != SQLITE_OK)
         g_warning ("the vault did not close cleanly");
       self->db = NULL;
     }
