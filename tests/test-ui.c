@@ -164,6 +164,39 @@ must_find (GtkWidget  *root,
   return found;
 }
 
+static GtkWidget *
+find_button_with_icon (GtkWidget  *root,
+                       const char *icon_name)
+{
+  if (GTK_IS_BUTTON (root) && g_strcmp0 (gtk_button_get_icon_name (GTK_BUTTON (root)), icon_name) == 0)
+    return root;
+  for (GtkWidget *c = gtk_widget_get_first_child (root); c != NULL; c = gtk_widget_get_next_sibling (c))
+    {
+      GtkWidget *found = find_button_with_icon (c, icon_name);
+
+      if (found != NULL)
+        return found;
+    }
+  return NULL;
+}
+
+static void
+catch_toast (GtkWidget *view,
+             AdwToast  *toast,
+             AdwToast **out)
+{
+  g_set_object (out, toast);
+}
+
+static guint
+n_actions (RelaisWindow *window,
+           const char   *dossier)
+{
+  g_autoptr(GPtrArray) actions = relais_action_list (relais_window_get_vault (window), dossier, NULL, NULL);
+
+  return actions->len;
+}
+
 static guint
 choice_position (const RelaisChoice *choices,
                  const char         *key)
@@ -419,6 +452,8 @@ test_ui_first_run (void)
   id = g_strdup (relais_vault_view_get_dossier_id (view));
   g_assert_nonnull (id);
   g_assert_true (gtk_widget_get_visible (child (view, RELAIS_TYPE_VAULT_VIEW, "print_button")));
+  gtk_test_accessible_assert_property (child (view, RELAIS_TYPE_VAULT_VIEW, "print_button"),
+                                       GTK_ACCESSIBLE_PROPERTY_LABEL, "Print the Summary");
   gtk_test_accessible_assert_property (child (view, RELAIS_TYPE_VAULT_VIEW, "filter_drop_down"),
                                        GTK_ACCESSIBLE_PROPERTY_LABEL, "Which dossiers to list");
   screenshot (GTK_WIDGET (window), "7-dossier");
@@ -445,6 +480,25 @@ test_ui_first_run (void)
     g_signal_emit_by_name (entry, "apply");
     wait_for_widget (page, ADW_TYPE_ACTION_ROW, "S’inscrire à l’atelier CV");
     screenshot (GTK_WIDGET (window), "7b-plan");
+
+    /* Removed, then brought back by the toast's Undo. */
+    {
+      AdwToast *toast = NULL;
+      gulong handler = g_signal_connect (view, "toast", G_CALLBACK (catch_toast), &toast);
+      GtkWidget *remove = find_button_with_icon (page, "user-trash-symbolic");
+
+      g_assert_nonnull (remove);
+      gtk_test_accessible_assert_property (remove, GTK_ACCESSIBLE_PROPERTY_LABEL, "Remove");
+      g_signal_emit_by_name (remove, "clicked");
+      g_assert_cmpuint (n_actions (window, id), ==, 0);
+      g_assert_nonnull (toast);
+      g_assert_cmpstr (adw_toast_get_title (toast), ==, "Action removed");
+      g_signal_emit_by_name (toast, "button-clicked");
+      g_assert_cmpuint (n_actions (window, id), ==, 1);
+      g_signal_handler_disconnect (view, handler);
+      g_clear_object (&toast);
+      wait_for_widget (page, ADW_TYPE_ACTION_ROW, "S’inscrire à l’atelier CV");
+    }
   }
   {
     GtkWidget *page = view_page (view, "journal");

@@ -16,16 +16,19 @@ struct _RelaisPagesContext
   RelaisVault        *vault;  /* not owned; NULL once locked */
   char               *dossier;
   RelaisPagesChanged  changed;
+  RelaisPagesRemoved  removed;
   gpointer            user_data;
 };
 
 RelaisPagesContext *
 relais_pages_context_new (RelaisPagesChanged changed,
+                          RelaisPagesRemoved removed,
                           gpointer           user_data)
 {
   RelaisPagesContext *context = g_new0 (RelaisPagesContext, 1);
 
   context->changed = changed;
+  context->removed = removed;
   context->user_data = user_data;
   return context;
 }
@@ -286,6 +289,62 @@ parse_optional_date (const char  *text,
       return FALSE;
     }
   return TRUE;
+}
+
+typedef struct {
+  RelaisPagesContext *context;
+  const char         *entity;  /* static */
+  const char         *page;    /* static */
+  char               *id;
+} RemoveData;
+
+static void
+remove_data_free (RemoveData *data)
+{
+  g_free (data->id);
+  g_free (data);
+}
+
+static void
+on_remove_clicked (GtkButton  *button,
+                   RemoveData *data)
+{
+  RelaisPagesContext *context = data->context;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *id = g_strdup (data->id);
+
+  if (!ready (context))
+    return;
+  if (!relais_record_remove (context->vault, data->entity, id, &error))
+    {
+      failed (context, error);
+      return;
+    }
+  context->removed (data->entity, id, data->page, context->user_data);
+  written (context, data->page);
+}
+
+/* A button that removes a record; the toast that follows offers Undo. */
+static GtkWidget *
+remove_button (RelaisPagesContext *context,
+               const char         *entity,
+               const char         *id,
+               const char         *page)
+{
+  GtkWidget *button = gtk_button_new_from_icon_name ("user-trash-symbolic");
+  RemoveData *data = g_new0 (RemoveData, 1);
+
+  data->context = context;
+  data->entity = entity;
+  data->page = page;
+  data->id = g_strdup (id);
+  gtk_widget_set_valign (button, GTK_ALIGN_CENTER);
+  gtk_widget_add_css_class (button, "flat");
+  gtk_widget_set_tooltip_text (button, _("Remove"));
+  gtk_accessible_update_property (GTK_ACCESSIBLE (button), GTK_ACCESSIBLE_PROPERTY_LABEL, _("Remove"), -1);
+  g_object_set_data_full (G_OBJECT (button), "remove-data", data, (GDestroyNotify) remove_data_free);
+  g_signal_connect (button, "clicked", G_CALLBACK (on_remove_clicked), data);
+  return button;
 }
 
 /* ------------------------------------------------------------------------
@@ -778,6 +837,8 @@ relais_pages_build_plan (RelaisPagesContext *context)
             gtk_widget_add_css_class (arow, "error");
           adw_action_row_add_suffix (ADW_ACTION_ROW (arow),
                                      plan_status (context, relais_action_statuses, a->id, a->status));
+          adw_action_row_add_suffix (ADW_ACTION_ROW (arow),
+                                     remove_button (context, RELAIS_ENTITY_ACTION, a->id, "plan"));
           adw_preferences_group_add (ADW_PREFERENCES_GROUP (group), arow);
         }
 
@@ -1009,6 +1070,8 @@ relais_pages_build_appointments (RelaisPagesContext *context)
       g_object_set_data_full (G_OBJECT (drop_down), "status-row", status, (GDestroyNotify) status_row_free);
       g_signal_connect (drop_down, "notify::selected", G_CALLBACK (on_appointment_status), status);
       adw_action_row_add_suffix (ADW_ACTION_ROW (row), drop_down);
+      adw_action_row_add_suffix (ADW_ACTION_ROW (row),
+                                 remove_button (context, RELAIS_ENTITY_APPOINTMENT, a->id, "appointments"));
       adw_preferences_group_add (ADW_PREFERENCES_GROUP (group), row);
     }
 
@@ -1243,8 +1306,10 @@ relais_pages_build_situation (RelaisPagesContext *context)
        * dates; "–" where one is not known. */
       line = g_strdup_printf (_("Signed %s · from %s to %s"), s != NULL ? s : "–",
                               b != NULL ? b : "–", e != NULL ? e : "–");
-      adw_preferences_group_add (ADW_PREFERENCES_GROUP (group),
-                                 text_row (label_of (relais_contract_kinds, c->kind), line));
+      row = text_row (label_of (relais_contract_kinds, c->kind), line);
+      adw_action_row_add_suffix (ADW_ACTION_ROW (row),
+                                 remove_button (context, RELAIS_ENTITY_CONTRACT, c->id, "situation"));
+      adw_preferences_group_add (ADW_PREFERENCES_GROUP (group), row);
     }
 
   group = new_group (page, _("New Contract"), NULL);

@@ -21,7 +21,15 @@ typedef void (*RelaisPagesChanged) (const char *page,
                                     const char *error_message,
                                     gpointer    user_data);
 
+/* Called after a record of @entity was removed from @page, so that the
+ * person can undo it (relais_record_restore()). */
+typedef void (*RelaisPagesRemoved) (const char *entity,
+                                    const char *id,
+                                    const char *page,
+                                    gpointer    user_data);
+
 RelaisPagesContext *relais_pages_context_new        (RelaisPagesChanged  changed,
+                                                     RelaisPagesRemoved  removed,
                                                      gpointer            user_data);
 void                relais_pages_context_free       (RelaisPagesContext *context);
 /* @vault NULL once the vault is locked: every control then does nothing. */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "relais-dossier.h"
 #include "relais-dossier-pages.h"
 #include "relais-person-object.h"
 #include "relais-vault-view.h"
@@ -167,6 +168,87 @@ rebuild_stale_pages (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
+/* Takes @toast. */
+static void
+emit_toast (RelaisVaultView *self,
+            AdwToast        *toast)
+{
+  g_signal_emit (self, signals[TOAST], 0, toast);
+  g_object_unref (toast);
+}
+
+typedef struct {
+  RelaisVaultView *view;  /* weak */
+  char            *entity;
+  char            *id;
+  char            *page;
+} Removal;
+
+static void
+removal_free (gpointer data)
+{
+  Removal *removal = data;
+
+  g_clear_weak_pointer (&removal->view);
+  g_free (removal->entity);
+  g_free (removal->id);
+  g_free (removal->page);
+  g_free (removal);
+}
+
+static void on_pages_changed (const char *page, const char *error_message, gpointer user_data);
+
+static void
+on_undo_clicked (AdwToast *toast,
+                 Removal  *removal)
+{
+  RelaisVaultView *self = removal->view;
+  g_autoptr(GError) error = NULL;
+
+  /* Locked since, or another vault: nothing to undo here. */
+  if (self == NULL || self->vault == NULL)
+    return;
+  if (!relais_record_restore (self->vault, removal->entity, removal->id, &error))
+    {
+      emit_toast (self, adw_toast_new (error->message));
+      return;
+    }
+  on_pages_changed (removal->page, NULL, self);
+}
+
+static void
+on_pages_removed (const char *entity,
+                  const char *id,
+                  const char *page,
+                  gpointer    user_data)
+{
+  RelaisVaultView *self = user_data;
+  Removal *removal = g_new0 (Removal, 1);
+  const char *title;
+  AdwToast *toast;
+
+  if (g_str_equal (entity, RELAIS_ENTITY_ACTION))
+    title = _("Action removed");
+  else if (g_str_equal (entity, RELAIS_ENTITY_APPOINTMENT))
+    title = _("Appointment removed");
+  else if (g_str_equal (entity, RELAIS_ENTITY_CONTRACT))
+    title = _("Contract removed");
+  else
+    title = _("Removed");
+
+  g_set_weak_pointer (&removal->view, self);
+  removal->entity = g_strdup (entity);
+  removal->id = g_strdup (id);
+  removal->page = g_strdup (page);
+
+  toast = adw_toast_new (title);
+  adw_toast_set_button_label (toast, _("_Undo"));
+  adw_toast_set_priority (toast, ADW_TOAST_PRIORITY_HIGH);
+  g_object_set_data_full (G_OBJECT (toast), "removal", removal, removal_free);
+  g_signal_connect (toast, "button-clicked", G_CALLBACK (on_undo_clicked), removal);
+  emit_toast (self, toast);
+}
+
 static void
 on_pages_changed (const char *page,
                   const char *error_message,
@@ -176,7 +258,7 @@ on_pages_changed (const char *page,
 
   if (error_message != NULL)
     {
-      g_signal_emit (self, signals[TOAST], 0, error_message);
+      emit_toast (self, adw_toast_new (error_message));
       return;
     }
 
@@ -373,7 +455,7 @@ on_filter_changed (RelaisVaultView *self)
     return;
 
   if (!relais_dossier_list_set_filter (self->list, filters[selected], &error))
-    g_signal_emit (self, signals[TOAST], 0, error->message);
+    emit_toast (self, adw_toast_new (error->message));
   update_list_state (self);
 }
 
@@ -588,14 +670,15 @@ relais_vault_view_class_init (RelaisVaultViewClass *klass)
   /**
    * RelaisVaultView::toast:
    * @self: the view
-   * @message: what to tell the person (a write that failed)
+   * @toast: what to tell the person: a write that
+   *   failed, or a removal to undo
    */
   signals[TOAST] =
     g_signal_new ("toast",
                   G_TYPE_FROM_CLASS (klass),
                   G_SIGNAL_RUN_LAST,
                   0, NULL, NULL, NULL,
-                  G_TYPE_NONE, 1, G_TYPE_STRING);
+                  G_TYPE_NONE, 1, ADW_TYPE_TOAST);
 
   gtk_widget_class_set_template_from_resource (widget_class, "/fr/spie/Relais/relais-vault-view.ui");
   gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, leaflet);
@@ -646,7 +729,7 @@ relais_vault_view_init (RelaisVaultView *self)
 
   g_object_bind_property (self->edit_button, "visible", self->print_button, "visible",
                           G_BINDING_SYNC_CREATE);
-  self->pages = relais_pages_context_new (on_pages_changed, self);
+  self->pages = relais_pages_context_new (on_pages_changed, on_pages_removed, self);
   self->glance_rows = g_ptr_array_new ();
   self->stale_pages = g_hash_table_new (g_str_hash, g_str_equal);
   self->unbuilt_pages = g_hash_table_new (g_str_hash, g_str_equal);

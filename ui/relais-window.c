@@ -232,9 +232,9 @@ on_dossier_shown (RelaisWindow *self)
 
 static void
 on_view_toast (RelaisWindow *self,
-               const char   *message)
+               AdwToast     *toast)
 {
-  adw_toast_overlay_add_toast (self->toast_overlay, adw_toast_new (message));
+  adw_toast_overlay_add_toast (self->toast_overlay, g_object_ref (toast));
 }
 
 static void
