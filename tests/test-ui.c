@@ -462,6 +462,10 @@ test_ui_first_run (void)
    * late action of the plan, a note, an appointment. */
   assess_theme (view, "logement", "fort");
   assess_theme (view, "mobilite", "moyen");
+  adw_expander_row_set_expanded (ADW_EXPANDER_ROW (must_find (view_page (view, "diagnostic"), ADW_TYPE_EXPANDER_ROW,
+                                                              relais_choice_label (relais_themes, "logement"))),
+                                 TRUE);
+  screenshot (GTK_WIDGET (window), "7a-diagnostic");
   {
     GtkWidget *page = view_page (view, "plan");
     GtkWidget *entry;
@@ -557,6 +561,29 @@ test_ui_first_run (void)
   view = RELAIS_VAULT_VIEW (relais_window_get_view (window));
   list = relais_vault_view_get_list (view);
   g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (list)), ==, 1);
+
+  /* Enter right after typing opens the first match of what was typed,
+   * before the search entry's delay has run out. */
+  {
+    GtkWidget *search = child (view, RELAIS_TYPE_VAULT_VIEW, "search_entry");
+    g_autoptr(RelaisPerson) other = relais_person_new ();
+    g_autofree char *other_id = NULL;
+
+    /* First in the list, so that opening "the first one" shows which. */
+    other->last_name = g_strdup ("Abadie");
+    other->first_name = g_strdup ("Marc");
+    other->birth_date = g_strdup ("1970-01-01");
+    other_id = relais_person_add (relais_window_get_vault (window), other, &error);
+    g_assert_no_error (error);
+    relais_vault_view_refresh (view);
+    g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (list)), ==, 2);
+
+    relais_vault_view_show_dossier (view, NULL);
+    gtk_editable_set_text (GTK_EDITABLE (search), "quenouil");
+    g_signal_emit_by_name (search, "activate");
+    g_assert_cmpstr (relais_vault_view_get_dossier_id (view), ==, id);
+    gtk_editable_set_text (GTK_EDITABLE (search), "");
+  }
 
   /* Search, without case or accents. */
   g_assert_true (relais_dossier_list_set_query (list, "QUENOUILLERE", &error));

@@ -464,9 +464,11 @@ on_search_activated (RelaisVaultView *self)
 {
   g_autoptr(RelaisPersonObject) first = NULL;
 
-  /* Enter in the search field opens the first match. */
+  /* Enter in the search field opens the first match: of what is typed,
+   * even when Enter came before the search's delay ran out. */
   if (self->list == NULL)
     return;
+  on_search_changed (self);
   first = g_list_model_get_item (G_LIST_MODEL (self->list), 0);
   if (first == NULL)
     return;
