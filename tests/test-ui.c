@@ -16,6 +16,7 @@
 #include "relais-person.h"
 #include "relais-person-dialog.h"
 #include "relais-person-object.h"
+#include "relais-preferences-window.h"
 #include "relais-strength.h"
 #include "relais-test-util.h"
 #include "relais-ui.h"
@@ -743,6 +744,36 @@ test_ui_dossier_list_pages (void)
   relais_test_rm_rf (tmp);
 }
 
+/* The auto-lock delay is the setting itself, both ways. */
+static void
+test_ui_preferences (void)
+{
+  g_autoptr(GSettings) settings = g_settings_new ("fr.spie.Relais");
+  RelaisPreferencesWindow *window;
+  GtkAdjustment *adjustment;
+  GtkWidget *spin;
+
+  g_settings_set_uint (settings, "auto-lock-minutes", 5);
+  window = relais_preferences_window_new (NULL, settings);
+  g_object_ref_sink (window);
+  gtk_window_present (GTK_WINDOW (window));
+
+  adjustment = child (window, RELAIS_TYPE_PREFERENCES_WINDOW, "auto_lock_adjustment");
+  g_assert_cmpfloat (gtk_adjustment_get_value (adjustment), ==, 5);
+  gtk_adjustment_set_value (adjustment, 12);
+  g_assert_cmpuint (g_settings_get_uint (settings, "auto-lock-minutes"), ==, 12);
+  g_settings_set_uint (settings, "auto-lock-minutes", 30);
+  g_assert_cmpfloat (gtk_adjustment_get_value (adjustment), ==, 30);
+
+  spin = child (window, RELAIS_TYPE_PREFERENCES_WINDOW, "auto_lock_spin");
+  gtk_test_accessible_assert_role (spin, GTK_ACCESSIBLE_ROLE_SPIN_BUTTON);
+  gtk_test_accessible_assert_relation (spin, GTK_ACCESSIBLE_RELATION_LABELLED_BY,
+                                       child (window, RELAIS_TYPE_PREFERENCES_WINDOW, "auto_lock_row"), NULL);
+
+  gtk_window_destroy (GTK_WINDOW (window));
+  g_assert_finalize_object (window);
+}
+
 static void
 test_ui_strength (void)
 {
@@ -775,6 +806,7 @@ main (int   argc,
   g_object_set (gtk_settings_get_default (), "gtk-enable-animations", FALSE, NULL);
 
   g_test_add_func ("/ui/strength", test_ui_strength);
+  g_test_add_func ("/ui/preferences", test_ui_preferences);
   g_test_add_func ("/ui/dossier-list/pages", test_ui_dossier_list_pages);
   g_test_add_func ("/ui/window/first-run", test_ui_first_run);
 
