@@ -694,6 +694,22 @@ relais_search_candidates (RelaisVault  *vault,
   return g_steal_pointer (&rowids);
 }
 
+/* Two or three characters, each one the index writes as itself. */
+static gboolean
+is_spelt_as_is (const char *folded)
+{
+  guint n = 0;
+
+  for (const char *p = folded; *p != '\0'; p = g_utf8_next_char (p), n++)
+    {
+      gunichar c = g_utf8_get_char (p);
+
+      if (n == 3 || c == '*' || index_char (c) != (char) c || c > 0x7F)
+        return FALSE;
+    }
+  return n >= 2;
+}
+
 gboolean
 relais_search_count (RelaisVault  *vault,
                      const char   *folded,
@@ -714,17 +730,26 @@ relais_search_count (RelaisVault  *vault,
     return TRUE;
 
   /* A different SQL text from relais_search_candidates()'s: the statement
-   * cache holds one statement per text. */
-  stmt = relais_oplog_prepare (vault,
-                               "SELECT count (*) FROM person_search"
-                               " WHERE person_search MATCH ?1"
-                               "   AND (instr (coalesce (last, '') || ' ' || coalesce (first, ''), ?2) > 0"
-                               "        OR instr (coalesce (first, '') || ' ' || coalesce (last, ''), ?2) > 0)",
-                               error);
+   * cache holds one statement per text.  Two or three characters that the
+   * index spells as they are match exactly where their trigrams do (the
+   * text holds no other join than those of "last first" and "first last"):
+   * no need to read every row's names, which costs five times the count. */
+  if (is_spelt_as_is (folded))
+    stmt = relais_oplog_prepare (vault,
+                                 "SELECT count (*) FROM person_search WHERE person_search MATCH ?1",
+                                 error);
+  else
+    stmt = relais_oplog_prepare (vault,
+                                 "SELECT count (*) FROM person_search"
+                                 " WHERE person_search MATCH ?1"
+                                 "   AND (instr (coalesce (last, '') || ' ' || coalesce (first, ''), ?2) > 0"
+                                 "        OR instr (coalesce (first, '') || ' ' || coalesce (last, ''), ?2) > 0)",
+                                 error);
   if (stmt == NULL)
     return FALSE;
   sqlite3_bind_text (stmt, 1, match, -1, SQLITE_STATIC);
-  sqlite3_bind_text (stmt, 2, folded, -1, SQLITE_STATIC);
+  if (!is_spelt_as_is (folded))
+    sqlite3_bind_text (stmt, 2, folded, -1, SQLITE_STATIC);
   rc = sqlite3_step (stmt);
   if (rc != SQLITE_ROW)
     {

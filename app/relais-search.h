@@ -11,7 +11,8 @@ G_BEGIN_DECLS
  * the folded names (person_search, relais-schema.c), whose rowids follow the
  * list order, so that a search reads its first matches and stops instead of
  * sorting every candidate.  Part of the vault, so encrypted like the rest.
- * See relais-search.c. */
+ * See relais-search.c.  Code that ever deletes a person row must delete
+ * its entry too (DELETE FROM person_search WHERE rowid = its search_rowid). */
 
 /* Brings @person_id's entry of the index up to date with its projection
  * row (fold_last, fold_first).  Called by the op log's projection whenever
