@@ -522,6 +522,16 @@ test_ui_first_run (void)
     g_signal_emit_by_name (must_find (page, GTK_TYPE_BUTTON, "_Add the Appointment"), "clicked");
     wait_for_widget (page, GTK_TYPE_DROP_DOWN, NULL);
   }
+  {
+    GtkWidget *page = view_page (view, "situation");
+
+    gtk_editable_set_text (GTK_EDITABLE (must_find (page, ADW_TYPE_ENTRY_ROW, "Job Sought")), "Commis de cuisine");
+    gtk_editable_set_text (GTK_EDITABLE (must_find (page, ADW_TYPE_ENTRY_ROW, "ROME Code (optional)")), "g1602");
+    gtk_editable_set_text (GTK_EDITABLE (must_find (page, ADW_TYPE_ENTRY_ROW, "Mobility in km (optional)")), "30");
+    g_signal_emit_by_name (must_find (page, GTK_TYPE_BUTTON, "_Add the Project"), "clicked");
+    wait_for_widget (page, ADW_TYPE_ACTION_ROW, "Commis de cuisine");
+    screenshot (GTK_WIDGET (window), "7d-situation");
+  }
   view_page (view, "overview");
   screenshot (GTK_WIDGET (window), "7c-overview");
 
@@ -628,6 +638,16 @@ test_ui_first_run (void)
     g_assert_cmpstr (((RelaisAction *) g_ptr_array_index (actions, 0))->due, ==, "2020-01-02");
     g_assert_true (((RelaisAction *) g_ptr_array_index (actions, 0))->late);
     g_assert_cmpuint (notes->len, ==, 1);
+    {
+      g_autoptr(GPtrArray) projects = relais_project_list (vault, id, &error);
+      RelaisProject *project;
+
+      g_assert_no_error (error);
+      g_assert_cmpuint (projects->len, ==, 1);
+      project = g_ptr_array_index (projects, 0);
+      g_assert_cmpstr (project->rome_code, ==, "G1602");
+      g_assert_cmpint (project->mobility_km, ==, 30);
+    }
     g_assert_nonnull (next);
     g_assert_cmpstr (next->at, ==, "2099-12-15 14:30");
   }

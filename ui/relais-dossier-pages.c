@@ -1228,6 +1228,124 @@ on_contract_add (GtkButton *button,
   written (context, "situation");
 }
 
+static void
+on_project_add (GtkButton *button,
+                gpointer   user_data)
+{
+  RelaisPagesContext *context = user_data;
+  GtkEditable *job = g_object_get_data (G_OBJECT (button), "job");
+  GtkEditable *rome = g_object_get_data (G_OBJECT (button), "rome");
+  GtkEditable *mobility = g_object_get_data (G_OBJECT (button), "mobility");
+  AdwComboRow *time = g_object_get_data (G_OBJECT (button), "time");
+  GtkWidget *error_widget = g_object_get_data (G_OBJECT (button), "error");
+  g_autoptr(GError) error = NULL;
+  g_autofree char *id = NULL;
+  g_autofree char *rome_code = g_strstrip (g_ascii_strup (gtk_editable_get_text (rome), -1));
+  const char *km = gtk_editable_get_text (mobility);
+  char *contract_types[] = { NULL };
+  RelaisProject project = { 0 };
+  guint selected = adw_combo_row_get_selected (time);
+  guint64 kilometres = 0;
+
+  if (!ready (context))
+    return;
+  if (*km != '\0' && (!g_ascii_string_to_unsigned (km, 10, 0, 1000, &kilometres, NULL)))
+    {
+      g_set_error_literal (&error, RELAIS_VAULT_ERROR, RELAIS_VAULT_ERROR_INVALID,
+                           _("The mobility is not valid: write a number of kilometres, for example 30."));
+      show_error (error_widget, error);
+      return;
+    }
+  project.job_label = (char *) gtk_editable_get_text (job);
+  project.rome_code = *rome_code != '\0' ? rome_code : NULL;
+  project.mobility_km = *km != '\0' ? (int) kilometres : -1;
+  project.contract_types = contract_types;
+  /* Position 0 is "Not given". */
+  project.working_time = selected == 0 ? NULL : (char *) choice_key_at (relais_working_times, selected - 1);
+  id = relais_project_add (context->vault, context->dossier, &project, &error);
+  if (id == NULL)
+    {
+      show_error (error_widget, error);
+      return;
+    }
+  written (context, "situation");
+}
+
+static void
+add_projects (RelaisPagesContext *context,
+              GtkWidget          *page)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) projects = relais_project_list (context->vault, context->dossier, &error);
+  g_autoptr(GtkStringList) times = choice_model (relais_working_times, _("Not given"));
+  GtkWidget *group;
+  GtkWidget *job, *rome, *mobility, *time, *button, *error_widget;
+
+  if (projects == NULL)
+    {
+      new_group (page, _("Professional Projects"), error->message);
+      return;
+    }
+
+  group = new_group (page, _("Professional Projects"), projects->len == 0 ? _("No project yet.") : NULL);
+  for (guint i = 0; i < projects->len; i++)
+    {
+      RelaisProject *p = g_ptr_array_index (projects, i);
+      g_autoptr(GString) line = g_string_new (NULL);
+      GtkWidget *row;
+
+      if (p->rome_code != NULL)
+        /* Translators: the job's code in the national list of trades. */
+        g_string_append_printf (line, _("ROME %s"), p->rome_code);
+      if (p->mobility_km >= 0)
+        {
+          if (line->len > 0)
+            g_string_append (line, " · ");
+          /* Translators: how far the person can travel for work. */
+          g_string_append_printf (line, _("%d km"), p->mobility_km);
+        }
+      for (guint j = 0; p->contract_types != NULL && p->contract_types[j] != NULL; j++)
+        {
+          g_string_append (line, line->len > 0 ? (j == 0 ? " · " : ", ") : "");
+          g_string_append (line, label_of (relais_contract_types, p->contract_types[j]));
+        }
+      if (p->working_time != NULL)
+        {
+          if (line->len > 0)
+            g_string_append (line, " · ");
+          g_string_append (line, label_of (relais_working_times, p->working_time));
+        }
+      row = text_row (p->job_label, line->str);
+      adw_action_row_add_suffix (ADW_ACTION_ROW (row),
+                                 remove_button (context, RELAIS_ENTITY_PROJECT, p->id, "situation"));
+      adw_preferences_group_add (ADW_PREFERENCES_GROUP (group), row);
+    }
+
+  group = new_group (page, _("New Project"), NULL);
+  job = entry_row (_("Job Sought"));
+  rome = entry_row (_("ROME Code (optional)"));
+  mobility = entry_row (_("Mobility in km (optional)"));
+  time = adw_combo_row_new ();
+  adw_preferences_row_set_title (ADW_PREFERENCES_ROW (time), _("Working Time"));
+  adw_combo_row_set_model (ADW_COMBO_ROW (time), G_LIST_MODEL (times));
+  error_widget = error_label ();
+  button = add_button (_("_Add the Project"));
+  gtk_widget_set_halign (button, GTK_ALIGN_END);
+  gtk_widget_set_margin_top (button, 12);
+  g_object_set_data (G_OBJECT (button), "job", job);
+  g_object_set_data (G_OBJECT (button), "rome", rome);
+  g_object_set_data (G_OBJECT (button), "mobility", mobility);
+  g_object_set_data (G_OBJECT (button), "time", time);
+  g_object_set_data (G_OBJECT (button), "error", error_widget);
+  g_signal_connect (button, "clicked", G_CALLBACK (on_project_add), context);
+  adw_preferences_group_add (ADW_PREFERENCES_GROUP (group), job);
+  adw_preferences_group_add (ADW_PREFERENCES_GROUP (group), rome);
+  adw_preferences_group_add (ADW_PREFERENCES_GROUP (group), mobility);
+  adw_preferences_group_add (ADW_PREFERENCES_GROUP (group), time);
+  adw_preferences_group_add (ADW_PREFERENCES_GROUP (group), error_widget);
+  adw_preferences_group_add (ADW_PREFERENCES_GROUP (group), button);
+}
+
 GtkWidget *
 relais_pages_build_situation (RelaisPagesContext *context)
 {
@@ -1292,6 +1410,8 @@ relais_pages_build_situation (RelaisPagesContext *context)
     adw_action_row_add_suffix (ADW_ACTION_ROW (row), button);
     adw_preferences_group_add (ADW_PREFERENCES_GROUP (group), row);
   }
+
+  add_projects (context, page);
 
   group = new_group (page, _("Contracts"), contracts->len == 0 ? _("No contract yet.") : NULL);
   for (guint i = 0; i < contracts->len; i++)

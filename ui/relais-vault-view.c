@@ -233,6 +233,8 @@ on_pages_removed (const char *entity,
     title = _("Appointment removed");
   else if (g_str_equal (entity, RELAIS_ENTITY_CONTRACT))
     title = _("Contract removed");
+  else if (g_str_equal (entity, RELAIS_ENTITY_PROJECT))
+    title = _("Project removed");
   else
     title = _("Removed");
 
