@@ -288,6 +288,12 @@ wait_for_state (RelaisWindow *window,
 }
 
 static gboolean
+pointer_is_null (gpointer data)
+{
+  return *(gpointer *) data == NULL;
+}
+
+static gboolean
 widget_is_visible (gpointer widget)
 {
   return gtk_widget_get_visible (GTK_WIDGET (widget));
@@ -546,11 +552,16 @@ test_ui_first_run (void)
   g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (list)), ==, 1);
   g_assert_cmpstr (relais_vault_view_get_dossier_id (view), ==, id);
 
-  /* Lock: keys wiped, views gone, the passphrase asked again. */
+  /* Lock: keys wiped, views gone, the passphrase asked again.  The view
+   * and the list model are not just hidden: they are finalized. */
+  g_object_add_weak_pointer (G_OBJECT (view), (gpointer *) &view);
+  g_object_add_weak_pointer (G_OBJECT (list), (gpointer *) &list);
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "vault.lock", NULL));
   g_assert_cmpstr (relais_window_get_state (window), ==, "unlock");
   g_assert_null (relais_window_get_vault (window));
   g_assert_null (relais_window_get_view (window));
+  g_assert_true (wait_until (pointer_is_null, &view));
+  g_assert_true (wait_until (pointer_is_null, &list));
   g_assert_true (gtk_widget_has_focus (gtk_root_get_focus (GTK_ROOT (window)))
                  && gtk_widget_is_ancestor (gtk_root_get_focus (GTK_ROOT (window)),
                                             child (window, wtype, "passphrase_row")));

@@ -507,7 +507,9 @@ on_list_activated (RelaisVaultView *self,
     return;
 
   relais_vault_view_show_dossier (self, relais_person_object_get_id (item));
-  adw_leaflet_navigate (self->leaflet, ADW_NAVIGATION_DIRECTION_FORWARD);
+  /* On a narrow window the list slides away: the keyboard follows. */
+  if (adw_leaflet_navigate (self->leaflet, ADW_NAVIGATION_DIRECTION_FORWARD))
+    gtk_widget_child_focus (GTK_WIDGET (self->dossier_stack), GTK_DIR_TAB_FORWARD);
 }
 
 static void
