@@ -512,6 +512,14 @@ test_ui_first_run (void)
     }
   }
   {
+    GtkWidget *page = view_page (view, "plan");
+
+    gtk_editable_set_text (GTK_EDITABLE (must_find (page, ADW_TYPE_ENTRY_ROW, "Structure or Service")),
+                           "Mission locale de Saint-Flour");
+    g_signal_emit_by_name (must_find (page, GTK_TYPE_BUTTON, "_Add the Orientation"), "clicked");
+    wait_for_widget (page, ADW_TYPE_ACTION_ROW, "Mission locale de Saint-Flour");
+  }
+  {
     GtkWidget *page = view_page (view, "journal");
     GtkTextView *text = GTK_TEXT_VIEW (must_find (page, GTK_TYPE_TEXT_VIEW, NULL));
 
@@ -649,6 +657,13 @@ test_ui_first_run (void)
     g_assert_cmpstr (((RelaisAction *) g_ptr_array_index (actions, 0))->due, ==, "2020-01-02");
     g_assert_true (((RelaisAction *) g_ptr_array_index (actions, 0))->late);
     g_assert_cmpuint (notes->len, ==, 1);
+    {
+      g_autoptr(GPtrArray) orientations = relais_orientation_list (vault, id, &error);
+
+      g_assert_no_error (error);
+      g_assert_cmpuint (orientations->len, ==, 1);
+      g_assert_cmpstr (((RelaisOrientation *) g_ptr_array_index (orientations, 0))->status, ==, "proposee");
+    }
     {
       g_autoptr(GPtrArray) projects = relais_project_list (vault, id, &error);
       RelaisProject *project;

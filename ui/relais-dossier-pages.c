@@ -773,6 +773,9 @@ on_action_apply (AdwEntryRow *entry,
   written (context, "plan");
 }
 
+static void add_orientations (RelaisPagesContext *context,
+                              GtkWidget          *page);
+
 GtkWidget *
 relais_pages_build_plan (RelaisPagesContext *context)
 {
@@ -871,7 +874,98 @@ relais_pages_build_plan (RelaisPagesContext *context)
   adw_preferences_group_add (ADW_PREFERENCES_GROUP (group), text);
   adw_preferences_group_add (ADW_PREFERENCES_GROUP (group), error_widget);
 
+  add_orientations (context, page);
+
   return page;
+}
+
+static void on_record_status (GtkDropDown *drop_down,
+                                   GParamSpec  *pspec,
+                                   StatusRow   *row);
+
+static void
+on_orientation_add (GtkButton *button,
+                    gpointer   user_data)
+{
+  RelaisPagesContext *context = user_data;
+  GtkEditable *structure = g_object_get_data (G_OBJECT (button), "structure");
+  GtkEditable *reason = g_object_get_data (G_OBJECT (button), "reason");
+  GtkWidget *error_widget = g_object_get_data (G_OBJECT (button), "error");
+  g_autoptr(GError) error = NULL;
+  g_autofree char *id = NULL;
+  const char *why = gtk_editable_get_text (reason);
+
+  if (!ready (context))
+    return;
+  id = relais_orientation_add (context->vault, context->dossier, gtk_editable_get_text (structure),
+                               *why != '\0' ? why : NULL, &error);
+  if (id == NULL)
+    {
+      show_error (error_widget, error);
+      return;
+    }
+  written (context, "plan");
+}
+
+/* Orientations to a structure or service belong with the plan: they are
+ * how its actions get carried. */
+static void
+add_orientations (RelaisPagesContext *context,
+                  GtkWidget          *page)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) orientations = relais_orientation_list (context->vault, context->dossier, &error);
+  GtkWidget *group, *structure, *reason, *button, *error_widget;
+
+  if (orientations == NULL)
+    {
+      new_group (page, _("Orientations"), error->message);
+      return;
+    }
+
+  group = new_group (page, _("Orientations"),
+                     orientations->len == 0 ? _("No orientation yet: the structures or services the person is sent to.") : NULL);
+  for (guint i = 0; i < orientations->len; i++)
+    {
+      RelaisOrientation *o = g_ptr_array_index (orientations, i);
+      g_autofree char *date = relais_format_date (o->oriented_on);
+      g_autofree char *line = NULL;
+      GtkWidget *row;
+      GtkWidget *drop_down = status_drop_down (relais_orientation_statuses, o->status, _("Status"));
+      StatusRow *status = g_new0 (StatusRow, 1);
+
+      if (o->reason != NULL && *o->reason != '\0')
+        line = g_strdup_printf ("%s · %s", date != NULL ? date : "", o->reason);
+      else
+        line = g_strdup (date);
+      row = text_row (o->structure, line);
+      status->context = context;
+      status->id = g_strdup (o->id);
+      status->statuses = relais_orientation_statuses;
+      g_object_set_data_full (G_OBJECT (drop_down), "status-row", status, (GDestroyNotify) status_row_free);
+      g_object_set_data (G_OBJECT (drop_down), "entity", (gpointer) RELAIS_ENTITY_ORIENTATION);
+      g_signal_connect (drop_down, "notify::selected", G_CALLBACK (on_record_status), status);
+      adw_action_row_add_suffix (ADW_ACTION_ROW (row), drop_down);
+      adw_action_row_add_suffix (ADW_ACTION_ROW (row),
+                                 remove_button (context, RELAIS_ENTITY_ORIENTATION, o->id, "plan"));
+      adw_preferences_group_add (ADW_PREFERENCES_GROUP (group), row);
+    }
+
+  group = new_group (page, _("New Orientation"), NULL);
+  structure = entry_row (_("Structure or Service"));
+  reason = entry_row (_("Reason (optional)"));
+  error_widget = error_label ();
+  button = add_button (_("_Add the Orientation"));
+  gtk_widget_set_halign (button, GTK_ALIGN_END);
+  gtk_widget_set_margin_top (button, 12);
+  g_object_set_data (G_OBJECT (button), "structure", structure);
+  g_object_set_data (G_OBJECT (button), "reason", reason);
+  g_object_set_data (G_OBJECT (button), "error", error_widget);
+  g_signal_connect (button, "clicked", G_CALLBACK (on_orientation_add), context);
+  adw_preferences_group_add (ADW_PREFERENCES_GROUP (group), structure);
+  adw_preferences_group_add (ADW_PREFERENCES_GROUP (group), reason);
+  adw_preferences_group_add (ADW_PREFERENCES_GROUP (group), error_widget);
+  adw_preferences_group_add (ADW_PREFERENCES_GROUP (group), button);
 }
 
 /* ------------------------------------------------------------------------
@@ -971,16 +1065,18 @@ relais_pages_build_journal (RelaisPagesContext *context)
  * ------------------------------------------------------------------------ */
 
 static void
-on_appointment_status (GtkDropDown *drop_down,
+on_record_status (GtkDropDown *drop_down,
                        GParamSpec  *pspec,
                        StatusRow   *row)
 {
   g_autoptr(GError) error = NULL;
   const char *key = choice_key_at (row->statuses, gtk_drop_down_get_selected (drop_down));
+  const char *entity = g_object_get_data (G_OBJECT (drop_down), "entity");
 
   if (!ready (row->context) || key == NULL)
     return;
-  if (!relais_record_set (row->context->vault, RELAIS_ENTITY_APPOINTMENT, row->id, "status", key, &error))
+  if (!relais_record_set (row->context->vault, entity != NULL ? entity : RELAIS_ENTITY_APPOINTMENT,
+                          row->id, "status", key, &error))
     failed (row->context, error);
   else
     written (row->context, NULL);
@@ -1068,7 +1164,7 @@ relais_pages_build_appointments (RelaisPagesContext *context)
       status->id = g_strdup (a->id);
       status->statuses = relais_appointment_statuses;
       g_object_set_data_full (G_OBJECT (drop_down), "status-row", status, (GDestroyNotify) status_row_free);
-      g_signal_connect (drop_down, "notify::selected", G_CALLBACK (on_appointment_status), status);
+      g_signal_connect (drop_down, "notify::selected", G_CALLBACK (on_record_status), status);
       adw_action_row_add_suffix (ADW_ACTION_ROW (row), drop_down);
       adw_action_row_add_suffix (ADW_ACTION_ROW (row),
                                  remove_button (context, RELAIS_ENTITY_APPOINTMENT, a->id, "appointments"));

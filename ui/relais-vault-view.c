@@ -235,6 +235,8 @@ on_pages_removed (const char *entity,
     title = _("Contract removed");
   else if (g_str_equal (entity, RELAIS_ENTITY_PROJECT))
     title = _("Project removed");
+  else if (g_str_equal (entity, RELAIS_ENTITY_ORIENTATION))
+    title = _("Orientation removed");
   else
     title = _("Removed");
 
