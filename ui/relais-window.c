@@ -28,6 +28,10 @@ struct _RelaisWindow
   GCancellable         *cancellable;
   RelaisVaultView      *view;
   gint64                last_activity;
+  /* When Unlock was pressed, until the first rows are on screen
+   * (G_MESSAGES_DEBUG=relais-ui prints the time it took). */
+  gint64                unlock_started;
+  guint                 unlock_frames;
   guint                 idle_source;
   gboolean              busy;
 
@@ -237,6 +241,24 @@ on_view_toast (RelaisWindow *self,
   adw_toast_overlay_add_toast (self->toast_overlay, g_object_ref (toast));
 }
 
+static gboolean
+report_first_rows (GtkWidget     *widget,
+                   GdkFrameClock *clock,
+                   gpointer       user_data)
+{
+  RelaisWindow *self = user_data;
+
+  /* The frame whose tick comes second has painted the first one, which
+   * held the vault page and its first rows. */
+  if (++self->unlock_frames < 2)
+    return G_SOURCE_CONTINUE;
+
+  g_debug ("unlock: first rows on screen %" G_GINT64_FORMAT " ms after Unlock",
+           (g_get_monotonic_time () - self->unlock_started) / 1000);
+  self->unlock_started = 0;
+  return G_SOURCE_REMOVE;
+}
+
 static void
 show_vault (RelaisWindow *self)
 {
@@ -251,6 +273,12 @@ show_vault (RelaisWindow *self)
   adw_bin_set_child (self->vault_bin, GTK_WIDGET (self->view));
   note_activity (self);
   set_page (self, "vault");
+
+  if (self->unlock_started != 0)
+    {
+      self->unlock_frames = 0;
+      gtk_widget_add_tick_callback (GTK_WIDGET (self->view), report_first_rows, self, NULL);
+    }
 }
 
 /* The dialogs of the window, which may hold what a vault holds. */
@@ -543,6 +571,7 @@ relais_window_unlock (GtkWidget  *widget,
 
   gtk_widget_set_visible (GTK_WIDGET (self->unlock_error), FALSE);
   set_busy (self, TRUE);
+  self->unlock_started = g_get_monotonic_time ();
   open_async (self, gtk_editable_get_text (GTK_EDITABLE (self->passphrase_row)), FALSE,
               unlock_done);
 }
