@@ -357,6 +357,7 @@ test_key_wrap (void)
   g_autofree guint8 *d = dup_bytes (w, &len);
   guint8 *out;
 
+  g_assert_cmpuint (len, ==, 154);   /* PROTOCOL.md, 2.1 */
   out = relais_dossier_key_unwrap (d, len, DOSSIER, 3, bob->box_pk, bob->box_sk, &error);
   g_assert_no_error (error);
   g_assert_cmpmem (out, 32, key, 32);
@@ -404,6 +405,7 @@ test_user_keys_wrap (void)
   w = relais_user_keys_wrap (keys, "correct horse", &params, &error);
   g_assert_no_error (error);
   d = dup_bytes (w, &len);
+  g_assert_cmpuint (len, ==, 208);   /* PROTOCOL.md, 2.2 */
   back = relais_user_keys_unwrap (d, len, "correct horse", &error);
   g_assert_no_error (error);
   g_assert_cmpmem (back, sizeof *back, keys, sizeof *keys);
