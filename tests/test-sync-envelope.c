@@ -6,6 +6,9 @@
 #include "relais-bundle.h"
 #include "relais-changeset.h"
 #include "relais-keys.h"
+#include "relais-keyfile.h"
+#include "relais-vault.h"
+#include "relais-test-util.h"
 
 #define DOSSIER "018f2b6c-7d1e-7a00-8000-000000000001"
 #define KAT_LEN 492
@@ -526,6 +529,65 @@ test_throughput (Fixture *f, gconstpointer data)
                   n, ops / ((t2 - t1) / 1e6), (double) (t2 - t1) / n);
 }
 
+/* What a pull does with each change set: verify, open, apply in one
+ * transaction per page of 100 change sets.  Printed, not asserted: the
+ * sync benchmark owns the goal (50,000 ops/s). */
+static void
+test_apply_throughput (Fixture *f, gconstpointer data)
+{
+  const guint n = 10000;
+  g_autoptr(GPtrArray) envs = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *parent = g_dir_make_tmp ("relais-sync-XXXXXX", &error);
+  g_autofree char *dir = g_build_filename (parent, "vault", NULL);
+  RelaisKdfParams params;
+  RelaisVault *vault;
+  gint64 t0, t1;
+  guint ops = 0;
+
+  relais_kdf_params_insecure_for_tests (&params);
+  vault = relais_vault_create (dir, "pass", &(RelaisVaultOptions) { .kdf = &params },
+                               NULL, &error);
+  g_assert_no_error (error);
+  for (guint i = 0; i < n; i++)
+    g_ptr_array_add (envs, seal (f, 20));
+
+  t0 = g_get_monotonic_time ();
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr(RelaisChangeset) cs = NULL;
+      GBytes *e = g_ptr_array_index (envs, i);
+
+      if (i % 100 == 0)
+        g_assert_true (relais_vault_begin (vault, &error));
+      cs = open_env (f, g_bytes_get_data (e, NULL), g_bytes_get_size (e), &error);
+      g_assert_no_error (error);
+      for (guint k = 0; k < cs->ops->len; k++)
+        {
+          RelaisOp *op = g_ptr_array_index (cs->ops, k);
+          gboolean is_new;
+
+          /* Ten thousand dossiers: give each change set its own. */
+          g_free (op->id);
+          op->id = g_strdup_printf ("018f2b6c-7d1e-7a00-%04x-%012x", k, i);
+          g_free (op->dossier);
+          op->dossier = g_strdup_printf ("018f2b6c-7d1e-7a00-8000-%012x", i);
+          g_free (op->entity_id);
+          op->entity_id = g_strdup (op->dossier);
+          g_assert_true (relais_oplog_apply (vault, op, &is_new, &error));
+          g_assert_no_error (error);
+          ops++;
+        }
+      if (i % 100 == 99)
+        g_assert_true (relais_vault_commit (vault, &error));
+    }
+  t1 = g_get_monotonic_time ();
+  g_test_message ("verify+open+apply %u change sets x 20 ops: %.0f ops/s",
+                  n, ops / ((t1 - t0) / 1e6));
+  relais_vault_close (vault);
+  relais_test_rm_rf (parent);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -544,5 +606,6 @@ main (int argc, char **argv)
   g_test_add_func ("/sync/keys/user-keys-wrap", test_user_keys_wrap);
   ADD ("/sync/bundle/round-trip-and-hostile", test_bundle);
   ADD ("/sync/envelope/throughput", test_throughput);
+  ADD ("/sync/envelope/apply-throughput", test_apply_throughput);
   return g_test_run ();
 }
