@@ -306,6 +306,95 @@ test_hostile (Fixture *f, gconstpointer data)
   g_rand_free (rand);
 }
 
+/* A member's hostile client: any plaintext, properly sealed and signed.
+ * Only the decoder of the operations stands between it and the vault. */
+static GBytes *
+reseal_plain (Fixture *f, const guint8 *env, gsize env_len, const guint8 *plain, gsize plen)
+{
+  gsize dlen = env[84], head = 85 + dlen + 4;
+  gsize total = head + plen + 16 + 64;
+  guint8 *out = g_malloc (total);
+
+  memcpy (out, env, head);
+  out[85 + dlen] = (plen + 16) & 0xff;
+  out[86 + dlen] = ((plen + 16) >> 8) & 0xff;
+  out[87 + dlen] = ((plen + 16) >> 16) & 0xff;
+  out[88 + dlen] = 0;
+  crypto_aead_xchacha20poly1305_ietf_encrypt (out + head, NULL, plain, plen, out, head,
+                                              NULL, out + 60, f->key);
+  crypto_sign_detached (out + head + plen + 16, NULL, out, head + plen + 16,
+                        f->author->sign_sk);
+  return g_bytes_new_take (out, total);
+}
+
+static void
+test_hostile_member (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GBytes) env = seal (f, 6);
+  gsize len, dlen, head, plen;
+  const guint8 *d = g_bytes_get_data (env, &len);
+  g_autofree guint8 *plain = NULL;
+  GRand *rand = g_rand_new_with_seed (1234);
+  g_autoptr(GError) error = NULL;
+  guint opened = 0;
+
+  dlen = d[84];
+  head = 85 + dlen + 4;
+  plen = len - head - 64 - 16;
+  plain = g_malloc (plen);
+  g_assert_cmpint (crypto_aead_xchacha20poly1305_ietf_decrypt (plain, NULL, NULL, d + head,
+                                                               plen + 16, d, head, d + 60,
+                                                               f->key), ==, 0);
+  /* Resealed as it was, it opens: the helper is right. */
+  {
+    g_autoptr(GBytes) same = reseal_plain (f, d, len, plain, plen);
+    g_autoptr(RelaisChangeset) cs = open_env (f, g_bytes_get_data (same, NULL),
+                                              g_bytes_get_size (same), &error);
+
+    g_assert_no_error (error);
+    g_assert_cmpuint (cs->ops->len, ==, 6);
+  }
+  /* Another author's name under alice's signature. */
+  {
+    g_autofree guint8 *p = g_memdup2 (plain, plen);
+    g_autoptr(GBytes) other = NULL;
+    RelaisChangeset *cs;
+
+    g_assert_cmpuint (p[0], ==, 5);
+    memcpy (p + 1, "mallo", 5);
+    other = reseal_plain (f, d, len, p, plen);
+    cs = open_env (f, g_bytes_get_data (other, NULL), g_bytes_get_size (other), &error);
+    g_assert_null (cs);
+    g_assert_error (error, RELAIS_SYNC_ERROR, RELAIS_SYNC_ERROR_MALFORMED);
+    g_clear_error (&error);
+  }
+  for (int round = 0; round < 3000; round++)
+    {
+      gsize l = plen + g_rand_int_range (rand, -12, 13);
+      g_autofree guint8 *p = g_malloc (MAX (l, 1));
+      g_autoptr(GBytes) bad = NULL;
+      RelaisChangeset *cs;
+
+      memcpy (p, plain, MIN (l, plen));
+      for (gsize i = plen; i < l; i++)
+        p[i] = g_rand_int (rand);
+      for (int k = g_rand_int_range (rand, 0, 4); k > 0 && l > 0; k--)
+        p[g_rand_int_range (rand, 0, l)] = g_rand_int (rand);
+      bad = reseal_plain (f, d, len, p, l);
+      cs = open_env (f, g_bytes_get_data (bad, NULL), g_bytes_get_size (bad), &error);
+      if (cs != NULL)
+        {
+          opened++;
+          relais_changeset_free (cs);
+        }
+      else
+        g_assert_error (error, RELAIS_SYNC_ERROR, RELAIS_SYNC_ERROR_MALFORMED);
+      g_clear_error (&error);
+    }
+  g_test_message ("%u of 3000 mutated plaintexts still decoded", opened);
+  g_rand_free (rand);
+}
+
 /* The format frozen: fixed keys, id and nonce give these bytes.  Ed25519
  * and XChaCha20-Poly1305 are deterministic, so a change here is a change
  * of the wire format, which needs a new version number. */
@@ -601,6 +690,7 @@ main (int argc, char **argv)
   ADD ("/sync/envelope/moved", test_moved);
   ADD ("/sync/envelope/forged", test_forged);
   ADD ("/sync/envelope/hostile", test_hostile);
+  ADD ("/sync/envelope/hostile-member", test_hostile_member);
   g_test_add_func ("/sync/envelope/known-answer", test_known_answer);
   g_test_add_func ("/sync/keys/dossier-key-wrap", test_key_wrap);
   g_test_add_func ("/sync/keys/user-keys-wrap", test_user_keys_wrap);
