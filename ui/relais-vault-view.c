@@ -322,9 +322,13 @@ static void
 update_switcher_bar (RelaisVaultView *self)
 {
   gboolean shown = g_strcmp0 (gtk_stack_get_visible_child_name (self->dossier_stack), "dossier") == 0;
+  gboolean reveal = shown && adw_view_switcher_title_get_title_visible (self->switcher_title);
 
-  adw_view_switcher_bar_set_reveal (self->switcher_bar,
-                                    shown && adw_view_switcher_title_get_title_visible (self->switcher_title));
+  adw_view_switcher_bar_set_reveal (self->switcher_bar, reveal);
+  /* Hidden as well as unrevealed: libadwaita 1.2 allocates the switcher
+   * of an unrevealed bar 0 wide and -1 high on every relayout, a GTK
+   * warning (fatal in the tests) each time the window is laid out again. */
+  gtk_widget_set_visible (GTK_WIDGET (self->switcher_bar), reveal);
 }
 
 static void
