@@ -18,6 +18,7 @@
 #include "relais-person-object.h"
 #include "relais-preferences-window.h"
 #include "relais-strength.h"
+#include "relais-summary.h"
 #include "relais-test-util.h"
 #include "relais-ui.h"
 #include "relais-vault-view.h"
@@ -345,6 +346,97 @@ fill_person (RelaisPersonDialog *dialog,
   type_text (dialog, type, "city_row", "Saint-Flour");
 }
 
+/* Runs a poppler-utils @tool (pdftotext, pdfinfo) on @pdf and returns what
+ * it printed; NULL, and the test skipped, when it is not installed. */
+static char *
+poppler (const char *tool,
+         const char *pdf)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *program = g_find_program_in_path (tool);
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+  int status = 0;
+  gboolean text = g_str_equal (tool, "pdftotext");
+
+  if (program == NULL)
+    {
+      g_test_skip ("poppler-utils is not installed");
+      return NULL;
+    }
+  {
+    const char *text_argv[] = { program, "-enc", "UTF-8", pdf, "-", NULL };
+    const char *info_argv[] = { program, pdf, NULL };
+
+    g_assert_true (g_spawn_sync (NULL, (char **) (text ? text_argv : info_argv), NULL,
+                                 G_SPAWN_DEFAULT, NULL, NULL, &out, &err, &status, &error));
+  }
+  g_assert_no_error (error);
+  if (!g_spawn_check_wait_status (status, NULL))
+    g_test_message ("%s: %s", tool, err);
+  g_assert_true (g_spawn_check_wait_status (status, NULL));
+  return g_steal_pointer (&out);
+}
+
+/* The "Page size:" line of pdfinfo's output for @pdf. */
+static char *
+page_size (const char *pdf)
+{
+  g_autofree char *info = poppler ("pdfinfo", pdf);
+  g_auto(GStrv) lines = NULL;
+
+  if (info == NULL)
+    return NULL;
+  lines = g_strsplit (info, "\n", -1);
+  for (guint i = 0; lines[i] != NULL; i++)
+    if (g_str_has_prefix (lines[i], "Page size:"))
+      return g_strdup (lines[i]);
+  g_assert_not_reached ();
+  return NULL;
+}
+
+/* Prints the open dossier through the window's GtkPrintOperation (to a
+ * file, without the dialog), reads the PDF back, and checks its pages are
+ * the size of the one `relaisctl summary --pdf` writes. */
+static void
+assert_prints (RelaisWindow *window,
+               const char   *tmp,
+               const char   *id)
+{
+  g_autofree char *printed = g_build_filename (tmp, "printed.pdf", NULL);
+  g_autofree char *written = g_build_filename (tmp, "written.pdf", NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(RelaisSummary) summary = NULL;
+  g_autofree char *text = NULL;
+  g_autofree char *printed_size = NULL;
+  g_autofree char *written_size = NULL;
+
+  g_assert_true (relais_window_print_to_file (window, printed, &error));
+  g_assert_no_error (error);
+  g_assert_true (g_file_test (printed, G_FILE_TEST_IS_REGULAR));
+
+  text = poppler ("pdftotext", printed);
+  if (text == NULL)
+    return;
+  g_assert_true (g_utf8_validate (text, -1, NULL));
+  if (strstr (text, "QUENOUILLÈRE") == NULL || strstr (text, "Hélène") == NULL ||
+      strstr (text, "restitution") == NULL)
+    g_error ("the printed summary lacks the name or “restitution”:\n%s", text);
+
+  /* The same renderer, as relaisctl runs it. */
+  summary = relais_summary_new (relais_window_get_vault (window), id, &error);
+  g_assert_no_error (error);
+  g_assert_true (relais_summary_write_pdf (summary, written, &error));
+  g_assert_no_error (error);
+  printed_size = page_size (printed);
+  written_size = page_size (written);
+  g_assert_nonnull (strstr (written_size, "(A4)"));
+  g_assert_cmpstr (printed_size, ==, written_size);
+
+  g_unlink (printed);
+  g_unlink (written);
+}
+
 /* The whole first day: create a vault, a dossier, lock, unlock. */
 static void
 test_ui_first_run (void)
@@ -464,6 +556,7 @@ test_ui_first_run (void)
   gtk_test_accessible_assert_property (child (view, RELAIS_TYPE_VAULT_VIEW, "filter_drop_down"),
                                        GTK_ACCESSIBLE_PROPERTY_LABEL, "Which dossiers to list");
   screenshot (GTK_WIDGET (window), "7-dossier");
+  assert_prints (window, tmp, id);
 
   /* The dossier's pages: two themes of the diagnostic, an objective and a
    * late action of the plan, a note, an appointment. */

@@ -699,6 +699,49 @@ on_print_done (GtkPrintOperation       *operation,
     }
 }
 
+/* The print operation for the open dossier's summary, set up the same way
+ * for the printer and for a file: A4 by default, like `relaisctl summary
+ * --pdf`, and the renderer draws its own margins from the paper's edge, in
+ * points.  NULL with @error set when the summary cannot be read. */
+static GtkPrintOperation *
+new_print_operation (RelaisWindow  *self,
+                     GError       **error)
+{
+  g_autoptr(GtkPrintOperation) operation = NULL;
+  g_autoptr(GtkPageSetup) page_setup = NULL;
+  g_autoptr(GtkPaperSize) a4 = NULL;
+  RelaisSummary *summary;
+  const char *id = NULL;
+
+  if (self->vault != NULL && self->view != NULL)
+    id = relais_vault_view_get_dossier_id (self->view);
+  if (id == NULL)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, _("No dossier is open"));
+      return NULL;
+    }
+
+  /* Read now, whole: the vault may lock while the print dialog is open. */
+  summary = relais_summary_new (self->vault, id, error);
+  if (summary == NULL)
+    return NULL;
+
+  operation = gtk_print_operation_new ();
+  gtk_print_operation_set_unit (operation, GTK_UNIT_POINTS);
+  gtk_print_operation_set_use_full_page (operation, TRUE);
+  a4 = gtk_paper_size_new (GTK_PAPER_NAME_A4);
+  page_setup = gtk_page_setup_new ();
+  gtk_page_setup_set_paper_size_and_default_margins (page_setup, a4);
+  gtk_print_operation_set_default_page_setup (operation, page_setup);
+  /* No name in the job: print queues are visible to others. */
+  gtk_print_operation_set_job_name (operation, _("Summary"));
+  g_object_set_data_full (G_OBJECT (operation), "summary", summary,
+                          (GDestroyNotify) relais_summary_free);
+  g_signal_connect (operation, "begin-print", G_CALLBACK (on_begin_print), summary);
+  g_signal_connect (operation, "draw-page", G_CALLBACK (on_draw_page), summary);
+  return g_steal_pointer (&operation);
+}
+
 static void
 relais_window_print_dossier (GtkWidget  *widget,
                              const char *action_name,
@@ -707,34 +750,18 @@ relais_window_print_dossier (GtkWidget  *widget,
   RelaisWindow *self = RELAIS_WINDOW (widget);
   g_autoptr(GtkPrintOperation) operation = NULL;
   g_autoptr(GError) error = NULL;
-  RelaisSummary *summary;
-  const char *id;
 
-  if (self->vault == NULL || self->view == NULL)
-    return;
-  id = relais_vault_view_get_dossier_id (self->view);
-  if (id == NULL)
+  if (self->vault == NULL || self->view == NULL ||
+      relais_vault_view_get_dossier_id (self->view) == NULL)
     return;
 
-  /* Read now, whole: the vault may lock while the print dialog is open. */
-  summary = relais_summary_new (self->vault, id, &error);
-  if (summary == NULL)
+  operation = new_print_operation (self, &error);
+  if (operation == NULL)
     {
       adw_toast_overlay_add_toast (self->toast_overlay, adw_toast_new (error->message));
       return;
     }
-
-  operation = gtk_print_operation_new ();
-  /* The renderer draws its own margins from the paper's edge, in points. */
-  gtk_print_operation_set_unit (operation, GTK_UNIT_POINTS);
-  gtk_print_operation_set_use_full_page (operation, TRUE);
   gtk_print_operation_set_allow_async (operation, TRUE);
-  /* No name in the job: print queues are visible to others. */
-  gtk_print_operation_set_job_name (operation, _("Summary"));
-  g_object_set_data_full (G_OBJECT (operation), "summary", summary,
-                          (GDestroyNotify) relais_summary_free);
-  g_signal_connect (operation, "begin-print", G_CALLBACK (on_begin_print), summary);
-  g_signal_connect (operation, "draw-page", G_CALLBACK (on_draw_page), summary);
   g_signal_connect_object (operation, "done", G_CALLBACK (on_print_done), self, 0);
 
   if (gtk_print_operation_run (operation, GTK_PRINT_OPERATION_ACTION_PRINT_DIALOG,
@@ -1048,4 +1075,32 @@ relais_window_lock (RelaisWindow *self)
   g_return_if_fail (RELAIS_IS_WINDOW (self));
 
   lock (self, FALSE);
+}
+
+/**
+ * relais_window_print_to_file:
+ * @path: where to write the PDF
+ *
+ * Runs the print path of the "dossier.print" action for the open dossier,
+ * without the dialog, exporting to a PDF at @path.  For tests: the
+ * summary goes through GtkPrintOperation exactly as it does to a printer.
+ */
+gboolean
+relais_window_print_to_file (RelaisWindow  *self,
+                             const char    *path,
+                             GError       **error)
+{
+  g_autoptr(GtkPrintOperation) operation = NULL;
+  GtkPrintOperationResult result;
+
+  g_return_val_if_fail (RELAIS_IS_WINDOW (self), FALSE);
+  g_return_val_if_fail (path != NULL, FALSE);
+
+  operation = new_print_operation (self, error);
+  if (operation == NULL)
+    return FALSE;
+  gtk_print_operation_set_export_filename (operation, path);
+  result = gtk_print_operation_run (operation, GTK_PRINT_OPERATION_ACTION_EXPORT,
+                                    GTK_WINDOW (self), error);
+  return result != GTK_PRINT_OPERATION_RESULT_ERROR;
 }

@@ -23,5 +23,10 @@ GtkWidget    *relais_window_get_view  (RelaisWindow      *self);
 /* Closes the vault, wipes its keys and every view, and asks for the
  * passphrase again. */
 void          relais_window_lock      (RelaisWindow      *self);
+/* Prints the open dossier's summary to a PDF at @path through the same
+ * GtkPrintOperation as the Print action, without its dialog. */
+gboolean      relais_window_print_to_file (RelaisWindow  *self,
+                                           const char    *path,
+                                           GError       **error);
 
 G_END_DECLS
