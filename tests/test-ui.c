@@ -182,6 +182,35 @@ find_button_with_icon (GtkWidget  *root,
   return NULL;
 }
 
+/* The inline message under @root, when one is shown. */
+static GtkWidget *
+find_error_label (GtkWidget *root)
+{
+  if (GTK_IS_LABEL (root) && gtk_widget_has_css_class (root, "error") && gtk_widget_get_visible (root))
+    return root;
+  for (GtkWidget *c = gtk_widget_get_first_child (root); c != NULL; c = gtk_widget_get_next_sibling (c))
+    {
+      GtkWidget *found = find_error_label (c);
+
+      if (found != NULL)
+        return found;
+    }
+  return NULL;
+}
+
+/* Ticks the contract type @key in the project row @project. */
+static void
+tick_contract_type (GtkWidget  *project,
+                    const char *key)
+{
+  GtkWidget *row = must_find (project, ADW_TYPE_ACTION_ROW, relais_choice_label (relais_contract_types, key));
+  GtkWidget *check = must_find (row, GTK_TYPE_CHECK_BUTTON, NULL);
+
+  gtk_test_accessible_assert_property (check, GTK_ACCESSIBLE_PROPERTY_LABEL,
+                                       relais_choice_label (relais_contract_types, key));
+  gtk_check_button_set_active (GTK_CHECK_BUTTON (check), TRUE);
+}
+
 static void
 catch_toast (GtkWidget *view,
              AdwToast  *toast,
@@ -582,8 +611,51 @@ test_ui_first_run (void)
                            "02/01/2020");
     gtk_editable_set_text (GTK_EDITABLE (entry), "S’inscrire à l’atelier CV");
     g_signal_emit_by_name (entry, "apply");
-    wait_for_widget (page, ADW_TYPE_ACTION_ROW, "S’inscrire à l’atelier CV");
+    wait_for_widget (page, ADW_TYPE_EXPANDER_ROW, "S’inscrire à l’atelier CV");
     screenshot (GTK_WIDGET (window), "7b-plan");
+
+    /* The action's due date and carrier, edited after its creation: a bad
+     * date is refused inline and writes nothing. */
+    {
+      GtkWidget *action = must_find (page, ADW_TYPE_EXPANDER_ROW, "S’inscrire à l’atelier CV");
+      GtkWidget *due = must_find (action, ADW_TYPE_ENTRY_ROW, "Due Date (DD/MM/YYYY)");
+      g_autoptr(GPtrArray) actions = NULL;
+      RelaisAction *a;
+
+      adw_expander_row_set_expanded (ADW_EXPANDER_ROW (action), TRUE);
+      g_autofree char *shown = relais_format_date ("2020-01-02");
+
+      g_assert_cmpstr (gtk_editable_get_text (GTK_EDITABLE (due)), ==, shown);
+      gtk_test_accessible_assert_property (due, GTK_ACCESSIBLE_PROPERTY_LABEL, "Due Date (DD/MM/YYYY)");
+      gtk_editable_set_text (GTK_EDITABLE (due), "31/02/2020");
+      g_signal_emit_by_name (due, "apply");
+      g_assert_nonnull (find_error_label (action));
+      g_assert_nonnull (strstr (gtk_label_get_label (GTK_LABEL (find_error_label (action))), "due date"));
+      actions = relais_action_list (relais_window_get_vault (window), id, NULL, &error);
+      g_assert_no_error (error);
+      g_assert_cmpstr (((RelaisAction *) g_ptr_array_index (actions, 0))->due, ==, "2020-01-02");
+      g_clear_pointer (&actions, g_ptr_array_unref);
+
+      gtk_editable_set_text (GTK_EDITABLE (due), "03/01/2020");
+      g_signal_emit_by_name (due, "apply");
+      settle (100);
+      page = view_page (view, "plan");
+      action = wait_for_widget (page, ADW_TYPE_EXPANDER_ROW, "S’inscrire à l’atelier CV");
+      g_assert_null (find_error_label (action));
+      entry = must_find (action, ADW_TYPE_ENTRY_ROW, "Carried By");
+      gtk_test_accessible_assert_property (entry, GTK_ACCESSIBLE_PROPERTY_LABEL, "Carried By");
+      gtk_editable_set_text (GTK_EDITABLE (entry), " Mission locale ");
+      g_signal_emit_by_name (entry, "apply");
+      settle (100);
+      page = view_page (view, "plan");
+      wait_for_widget (page, ADW_TYPE_EXPANDER_ROW, "S’inscrire à l’atelier CV");
+
+      actions = relais_action_list (relais_window_get_vault (window), id, NULL, &error);
+      g_assert_no_error (error);
+      a = g_ptr_array_index (actions, 0);
+      g_assert_cmpstr (a->due, ==, "2020-01-03");
+      g_assert_cmpstr (a->carrier, ==, "Mission locale");
+    }
 
     /* Removed, then brought back by the toast's Undo. */
     {
@@ -601,7 +673,7 @@ test_ui_first_run (void)
       g_assert_cmpuint (n_actions (window, id), ==, 1);
       g_signal_handler_disconnect (view, handler);
       g_clear_object (&toast);
-      wait_for_widget (page, ADW_TYPE_ACTION_ROW, "S’inscrire à l’atelier CV");
+      wait_for_widget (page, ADW_TYPE_EXPANDER_ROW, "S’inscrire à l’atelier CV");
     }
   }
   {
@@ -636,7 +708,14 @@ test_ui_first_run (void)
     gtk_editable_set_text (GTK_EDITABLE (must_find (page, ADW_TYPE_ENTRY_ROW, "ROME Code (optional)")), "g1602");
     gtk_editable_set_text (GTK_EDITABLE (must_find (page, ADW_TYPE_ENTRY_ROW, "Mobility in km (optional)")), "30");
     g_signal_emit_by_name (must_find (page, GTK_TYPE_BUTTON, "_Add the Project"), "clicked");
-    wait_for_widget (page, ADW_TYPE_ACTION_ROW, "Commis de cuisine");
+    /* Contract types, ticked in the project once it exists. */
+    tick_contract_type (wait_for_widget (page, ADW_TYPE_EXPANDER_ROW, "Commis de cuisine"), "cdi");
+    settle (100);
+    page = view_page (view, "situation");
+    tick_contract_type (wait_for_widget (page, ADW_TYPE_EXPANDER_ROW, "Commis de cuisine"), "saisonnier");
+    settle (100);
+    page = view_page (view, "situation");
+    wait_for_widget (page, ADW_TYPE_EXPANDER_ROW, "Commis de cuisine");
     screenshot (GTK_WIDGET (window), "7d-situation");
   }
   view_page (view, "overview");
@@ -747,7 +826,8 @@ test_ui_first_run (void)
     g_assert_cmpuint (objectives->len, ==, 1);
     g_assert_cmpstr (((RelaisObjective *) g_ptr_array_index (objectives, 0))->theme, ==, "emploi");
     g_assert_cmpuint (actions->len, ==, 1);
-    g_assert_cmpstr (((RelaisAction *) g_ptr_array_index (actions, 0))->due, ==, "2020-01-02");
+    g_assert_cmpstr (((RelaisAction *) g_ptr_array_index (actions, 0))->due, ==, "2020-01-03");
+    g_assert_cmpstr (((RelaisAction *) g_ptr_array_index (actions, 0))->carrier, ==, "Mission locale");
     g_assert_true (((RelaisAction *) g_ptr_array_index (actions, 0))->late);
     g_assert_cmpuint (notes->len, ==, 1);
     {
@@ -766,6 +846,9 @@ test_ui_first_run (void)
       project = g_ptr_array_index (projects, 0);
       g_assert_cmpstr (project->rome_code, ==, "G1602");
       g_assert_cmpint (project->mobility_km, ==, 30);
+      g_assert_cmpuint (g_strv_length (project->contract_types), ==, 2);
+      g_assert_cmpstr (project->contract_types[0], ==, "cdi");
+      g_assert_cmpstr (project->contract_types[1], ==, "saisonnier");
     }
     g_assert_nonnull (next);
     g_assert_cmpstr (next->at, ==, "2099-12-15 14:30");

@@ -221,6 +221,60 @@ show_load_error (GtkWidget    *page,
   return page;
 }
 
+/* An entry that sets one field of a record through relais_record_set(),
+ * with the same validation as at creation, its message shown inline. */
+typedef struct {
+  RelaisPagesContext *context;
+  const char         *entity;  /* static */
+  const char         *field;   /* static */
+  const char         *page;    /* static */
+  char               *id;
+  GtkWidget          *error;
+} FieldRow;
+
+static void
+field_row_free (FieldRow *row)
+{
+  g_free (row->id);
+  g_free (row);
+}
+
+static FieldRow *
+field_row_new (RelaisPagesContext *context,
+               const char         *entity,
+               const char         *id,
+               const char         *field,
+               const char         *page,
+               GtkWidget          *error)
+{
+  FieldRow *row = g_new0 (FieldRow, 1);
+
+  row->context = context;
+  row->entity = entity;
+  row->id = g_strdup (id);
+  row->field = field;
+  row->page = page;
+  row->error = error;
+  return row;
+}
+
+static void
+field_row_write (FieldRow   *row,
+                 const char *value)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (!ready (row->context))
+    return;
+  if (!relais_record_set (row->context->vault, row->entity, row->id, row->field, value, &error))
+    {
+      show_error (row->error, error);
+      return;
+    }
+  gtk_widget_set_visible (row->error, FALSE);
+  written (row->context, row->page);
+}
+
 /* "2026-11-25 14:30" → "25/11/2026 at 14:30" */
 static char *
 format_at (const char *at)
@@ -773,6 +827,74 @@ on_action_apply (AdwEntryRow *entry,
   written (context, "plan");
 }
 
+static void
+on_action_due_apply (AdwEntryRow *entry,
+                     FieldRow    *row)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *due = NULL;
+
+  if (!parse_optional_date (gtk_editable_get_text (GTK_EDITABLE (entry)), _("The due date"),
+                            &due, &error))
+    {
+      show_error (row->error, error);
+      return;
+    }
+  field_row_write (row, due);
+}
+
+static void
+on_action_carrier_apply (AdwEntryRow *entry,
+                         FieldRow    *row)
+{
+  g_autofree char *carrier = g_strstrip (g_strdup (gtk_editable_get_text (GTK_EDITABLE (entry))));
+
+  field_row_write (row, carrier);
+}
+
+/* An action of the plan: its status and removal at hand, its due date and
+ * the organisation that carries it editable when it is expanded. */
+static GtkWidget *
+action_row (RelaisPagesContext *context,
+            const RelaisAction *action,
+            const char         *subtitle)
+{
+  GtkWidget *row = adw_expander_row_new ();
+  GtkWidget *error_widget = error_label ();
+  GtkWidget *due = entry_row (_("Due Date (DD/MM/YYYY)"));
+  GtkWidget *carrier = entry_row (_("Carried By"));
+  g_autofree char *date = relais_format_date (action->due);
+  FieldRow *field;
+
+  adw_preferences_row_set_use_markup (ADW_PREFERENCES_ROW (row), FALSE);
+  adw_preferences_row_set_title (ADW_PREFERENCES_ROW (row), action->text);
+  if (subtitle != NULL)
+    adw_expander_row_set_subtitle (ADW_EXPANDER_ROW (row), subtitle);
+  if (action->late)
+    gtk_widget_add_css_class (row, "error");
+  adw_expander_row_add_action (ADW_EXPANDER_ROW (row),
+                               plan_status (context, relais_action_statuses, action->id, action->status));
+  adw_expander_row_add_action (ADW_EXPANDER_ROW (row),
+                               remove_button (context, RELAIS_ENTITY_ACTION, action->id, "plan"));
+
+  gtk_editable_set_text (GTK_EDITABLE (due), date != NULL ? date : "");
+  adw_entry_row_set_show_apply_button (ADW_ENTRY_ROW (due), TRUE);
+  field = field_row_new (context, RELAIS_ENTITY_ACTION, action->id, "due", "plan", error_widget);
+  g_object_set_data_full (G_OBJECT (due), "field-row", field, (GDestroyNotify) field_row_free);
+  g_signal_connect (due, "apply", G_CALLBACK (on_action_due_apply), field);
+
+  gtk_editable_set_text (GTK_EDITABLE (carrier), action->carrier != NULL ? action->carrier : "");
+  adw_entry_row_set_show_apply_button (ADW_ENTRY_ROW (carrier), TRUE);
+  field = field_row_new (context, RELAIS_ENTITY_ACTION, action->id, "carrier", "plan", error_widget);
+  g_object_set_data_full (G_OBJECT (carrier), "field-row", field, (GDestroyNotify) field_row_free);
+  g_signal_connect (carrier, "apply", G_CALLBACK (on_action_carrier_apply), field);
+
+  adw_expander_row_add_row (ADW_EXPANDER_ROW (row), due);
+  adw_expander_row_add_row (ADW_EXPANDER_ROW (row), carrier);
+  adw_expander_row_add_row (ADW_EXPANDER_ROW (row), error_widget);
+  return row;
+}
+
 static void add_orientations (RelaisPagesContext *context,
                               GtkWidget          *page);
 
@@ -835,13 +957,7 @@ relais_pages_build_plan (RelaisPagesContext *context)
               g_free (line);
               line = g_steal_pointer (&with);
             }
-          arow = text_row (a->text, line);
-          if (a->late)
-            gtk_widget_add_css_class (arow, "error");
-          adw_action_row_add_suffix (ADW_ACTION_ROW (arow),
-                                     plan_status (context, relais_action_statuses, a->id, a->status));
-          adw_action_row_add_suffix (ADW_ACTION_ROW (arow),
-                                     remove_button (context, RELAIS_ENTITY_ACTION, a->id, "plan"));
+          arow = action_row (context, a, line);
           adw_preferences_group_add (ADW_PREFERENCES_GROUP (group), arow);
         }
 
@@ -1367,6 +1483,71 @@ on_project_add (GtkButton *button,
   written (context, "situation");
 }
 
+/* Every contract type ticked in the project, as relais_record_set()
+ * takes a list: keys separated by spaces. */
+static void
+on_contract_type_toggled (GtkCheckButton *check,
+                          GParamSpec     *pspec,
+                          FieldRow       *row)
+{
+  GPtrArray *checks = g_object_get_data (G_OBJECT (check), "checks");
+  g_autoptr(GString) keys = g_string_new (NULL);
+
+  for (guint i = 0; i < checks->len; i++)
+    if (gtk_check_button_get_active (g_ptr_array_index (checks, i)))
+      {
+        if (keys->len > 0)
+          g_string_append_c (keys, ' ');
+        g_string_append (keys, relais_contract_types[i].key);
+      }
+  field_row_write (row, keys->str);
+}
+
+/* A professional project, with the contract types wanted ticked in place
+ * when it is expanded. */
+static GtkWidget *
+project_row (RelaisPagesContext  *context,
+             const RelaisProject *project,
+             const char          *subtitle)
+{
+  GtkWidget *row = adw_expander_row_new ();
+  GtkWidget *error_widget = error_label ();
+  GPtrArray *checks = g_ptr_array_new ();
+  FieldRow *field = field_row_new (context, RELAIS_ENTITY_PROJECT, project->id,
+                                   "contract_types", "situation", error_widget);
+
+  adw_preferences_row_set_use_markup (ADW_PREFERENCES_ROW (row), FALSE);
+  adw_preferences_row_set_title (ADW_PREFERENCES_ROW (row), project->job_label);
+  if (subtitle != NULL && *subtitle != '\0')
+    adw_expander_row_set_subtitle (ADW_EXPANDER_ROW (row), subtitle);
+  adw_expander_row_add_action (ADW_EXPANDER_ROW (row),
+                               remove_button (context, RELAIS_ENTITY_PROJECT, project->id, "situation"));
+  g_object_set_data_full (G_OBJECT (row), "field-row", field, (GDestroyNotify) field_row_free);
+  g_object_set_data_full (G_OBJECT (row), "checks", checks, (GDestroyNotify) g_ptr_array_unref);
+
+  for (guint i = 0; relais_contract_types[i].key != NULL; i++)
+    {
+      const char *label = relais_choice_label (relais_contract_types, relais_contract_types[i].key);
+      GtkWidget *check_row = text_row (label, NULL);
+      GtkWidget *check = gtk_check_button_new ();
+
+      gtk_check_button_set_active (GTK_CHECK_BUTTON (check),
+                                   project->contract_types != NULL &&
+                                   g_strv_contains ((const char * const *) project->contract_types,
+                                                    relais_contract_types[i].key));
+      gtk_widget_set_valign (check, GTK_ALIGN_CENTER);
+      gtk_accessible_update_property (GTK_ACCESSIBLE (check), GTK_ACCESSIBLE_PROPERTY_LABEL, label, -1);
+      adw_action_row_add_prefix (ADW_ACTION_ROW (check_row), check);
+      adw_action_row_set_activatable_widget (ADW_ACTION_ROW (check_row), check);
+      g_ptr_array_add (checks, check);
+      g_object_set_data (G_OBJECT (check), "checks", checks);
+      g_signal_connect (check, "notify::active", G_CALLBACK (on_contract_type_toggled), field);
+      adw_expander_row_add_row (ADW_EXPANDER_ROW (row), check_row);
+    }
+  adw_expander_row_add_row (ADW_EXPANDER_ROW (row), error_widget);
+  return row;
+}
+
 static void
 add_projects (RelaisPagesContext *context,
               GtkWidget          *page)
@@ -1411,9 +1592,7 @@ add_projects (RelaisPagesContext *context,
             g_string_append (line, " · ");
           g_string_append (line, label_of (relais_working_times, p->working_time));
         }
-      row = text_row (p->job_label, line->str);
-      adw_action_row_add_suffix (ADW_ACTION_ROW (row),
-                                 remove_button (context, RELAIS_ENTITY_PROJECT, p->id, "situation"));
+      row = project_row (context, p, line->str);
       adw_preferences_group_add (ADW_PREFERENCES_GROUP (group), row);
     }
 
