@@ -73,6 +73,18 @@ fail_error (GError *error)
   return fail ("%s", error->message);
 }
 
+/* The end of every command that makes a record: its id alone on stdout,
+ * or the error. */
+static int
+print_new_id (const char *id,
+              GError     *error)
+{
+  if (id == NULL)
+    return fail_error (error);
+  g_print ("%s\n", id);
+  return 0;
+}
+
 static const char *
 vault_dir (void)
 {
@@ -273,6 +285,27 @@ parse_options (int           *argc,
 }
 
 /* Commands */
+
+typedef struct {
+  const char *name;
+  int       (*run) (int argc, char **argv);
+} Subcommand;
+
+/* Runs the sub-command named by argv[1] (argv[0] is the group's name), or
+ * refuses with @usage, which lists them. */
+static int
+run_subcommand (const Subcommand *commands,
+                const char       *usage,
+                int               argc,
+                char            **argv)
+{
+  for (const Subcommand *c = commands; argc > 1 && c->name != NULL; c++)
+    if (g_str_equal (argv[1], c->name))
+      return c->run (argc - 1, argv + 1);
+  return fail ("%s", _(usage));
+}
+
+
 
 static int
 cmd_init (int argc, char **argv)
@@ -528,10 +561,7 @@ cmd_person_add (int argc, char **argv)
 
   id = relais_person_add (vault, person, &error);
   relais_vault_close (vault);
-  if (id == NULL)
-    return fail_error (error);
-  g_print ("%s\n", id);
-  return 0;
+  return print_new_id (id, error);
 }
 
 static int
@@ -676,21 +706,31 @@ cmd_person_show (int argc, char **argv)
 }
 
 static int
+cmd_person_list (int argc, char **argv)
+{
+  return cmd_person_list_or_search (argc, argv, FALSE);
+}
+
+static int
+cmd_person_search (int argc, char **argv)
+{
+  return cmd_person_list_or_search (argc, argv, TRUE);
+}
+
+static const Subcommand person_commands[] = {
+  { "add", cmd_person_add },
+  { "edit", cmd_person_edit },
+  { "list", cmd_person_list },
+  { "search", cmd_person_search },
+  { "show", cmd_person_show },
+  { NULL, NULL }
+};
+
+static int
 cmd_person (int argc, char **argv)
 {
-  const char *sub = argc > 1 ? argv[1] : NULL;
-
-  if (g_strcmp0 (sub, "add") == 0)
-    return cmd_person_add (argc - 1, argv + 1);
-  if (g_strcmp0 (sub, "edit") == 0)
-    return cmd_person_edit (argc - 1, argv + 1);
-  if (g_strcmp0 (sub, "list") == 0)
-    return cmd_person_list_or_search (argc - 1, argv + 1, FALSE);
-  if (g_strcmp0 (sub, "search") == 0)
-    return cmd_person_list_or_search (argc - 1, argv + 1, TRUE);
-  if (g_strcmp0 (sub, "show") == 0)
-    return cmd_person_show (argc - 1, argv + 1);
-  return fail (_("person needs one of: add, list, show, search, edit"));
+  return run_subcommand (person_commands,
+                         N_("person needs one of: add, list, show, search, edit"), argc, argv);
 }
 
 static int
@@ -842,16 +882,17 @@ cmd_diagnostic_show (int argc, char **argv)
   return 0;
 }
 
+static const Subcommand diagnostic_commands[] = {
+  { "set", cmd_diagnostic_set },
+  { "show", cmd_diagnostic_show },
+  { NULL, NULL }
+};
+
 static int
 cmd_diagnostic (int argc, char **argv)
 {
-  const char *sub = argc > 1 ? argv[1] : NULL;
-
-  if (g_strcmp0 (sub, "set") == 0)
-    return cmd_diagnostic_set (argc - 1, argv + 1);
-  if (g_strcmp0 (sub, "show") == 0)
-    return cmd_diagnostic_show (argc - 1, argv + 1);
-  return fail (_("diagnostic needs one of: set, show"));
+  return run_subcommand (diagnostic_commands,
+                         N_("diagnostic needs one of: set, show"), argc, argv);
 }
 
 static int
@@ -872,10 +913,7 @@ cmd_plan_add_objective (int argc, char **argv)
     return fail_error (error);
   id = relais_objective_add (vault, argv[1], argv[2], argv[3], &error);
   relais_vault_close (vault);
-  if (id == NULL)
-    return fail_error (error);
-  g_print ("%s\n", id);
-  return 0;
+  return print_new_id (id, error);
 }
 
 static int
@@ -903,10 +941,7 @@ cmd_plan_add_action (int argc, char **argv)
     return fail_error (error);
   id = relais_action_add (vault, argv[1], argv[2], due, carrier, &error);
   relais_vault_close (vault);
-  if (id == NULL)
-    return fail_error (error);
-  g_print ("%s\n", id);
-  return 0;
+  return print_new_id (id, error);
 }
 
 static int
@@ -933,18 +968,18 @@ cmd_plan_set_status (int argc, char **argv)
   return 0;
 }
 
+static const Subcommand plan_commands[] = {
+  { "add-objective", cmd_plan_add_objective },
+  { "add-action", cmd_plan_add_action },
+  { "set-status", cmd_plan_set_status },
+  { NULL, NULL }
+};
+
 static int
 cmd_plan (int argc, char **argv)
 {
-  const char *sub = argc > 1 ? argv[1] : NULL;
-
-  if (g_strcmp0 (sub, "add-objective") == 0)
-    return cmd_plan_add_objective (argc - 1, argv + 1);
-  if (g_strcmp0 (sub, "add-action") == 0)
-    return cmd_plan_add_action (argc - 1, argv + 1);
-  if (g_strcmp0 (sub, "set-status") == 0)
-    return cmd_plan_set_status (argc - 1, argv + 1);
-  return fail (_("plan needs one of: add-objective, add-action, set-status"));
+  return run_subcommand (plan_commands,
+                         N_("plan needs one of: add-objective, add-action, set-status"), argc, argv);
 }
 
 static int
@@ -976,20 +1011,19 @@ cmd_appointment_add (int argc, char **argv)
     return fail_error (error);
   id = relais_appointment_add (vault, argv[1], at, with_whom, place, &error);
   relais_vault_close (vault);
-  if (id == NULL)
-    return fail_error (error);
-  g_print ("%s\n", id);
-  return 0;
+  return print_new_id (id, error);
 }
+
+static const Subcommand appointment_commands[] = {
+  { "add", cmd_appointment_add },
+  { NULL, NULL }
+};
 
 static int
 cmd_appointment (int argc, char **argv)
 {
-  const char *sub = argc > 1 ? argv[1] : NULL;
-
-  if (g_strcmp0 (sub, "add") == 0)
-    return cmd_appointment_add (argc - 1, argv + 1);
-  return fail (_("appointment needs one of: add"));
+  return run_subcommand (appointment_commands,
+                         N_("appointment needs one of: add"), argc, argv);
 }
 
 static int
@@ -1011,10 +1045,7 @@ cmd_note_add (int argc, char **argv)
     return fail_error (error);
   id = relais_note_add (vault, argv[1], argv[2], &error);
   relais_vault_close (vault);
-  if (id == NULL)
-    return fail_error (error);
-  g_print ("%s\n", id);
-  return 0;
+  return print_new_id (id, error);
 }
 
 /* One field of a tab-separated line: backslash, tab and line breaks
@@ -1078,16 +1109,17 @@ cmd_note_list (int argc, char **argv)
   return 0;
 }
 
+static const Subcommand note_commands[] = {
+  { "add", cmd_note_add },
+  { "list", cmd_note_list },
+  { NULL, NULL }
+};
+
 static int
 cmd_note (int argc, char **argv)
 {
-  const char *sub = argc > 1 ? argv[1] : NULL;
-
-  if (g_strcmp0 (sub, "add") == 0)
-    return cmd_note_add (argc - 1, argv + 1);
-  if (g_strcmp0 (sub, "list") == 0)
-    return cmd_note_list (argc - 1, argv + 1);
-  return fail (_("note needs one of: add, list"));
+  return run_subcommand (note_commands,
+                         N_("note needs one of: add, list"), argc, argv);
 }
 
 static int
