@@ -7,6 +7,7 @@
 #include <glib/gi18n.h>
 
 #include "relais-dossier.h"
+#include "relais-json.h"
 #include "relais-oplog.h"
 
 /* The dossier's records.  Writes go through relais_oplog_write_fields();
@@ -2046,18 +2047,6 @@ build_table_json (RelaisVault  *vault,
 }
 
 static void
-add_nullable (JsonBuilder *builder,
-              const char  *name,
-              const char  *value)
-{
-  json_builder_set_member_name (builder, name);
-  if (value != NULL)
-    json_builder_add_string_value (builder, value);
-  else
-    json_builder_add_null_value (builder);
-}
-
-static void
 add_strv (JsonBuilder *builder,
           const char  *name,
           char       **values)
@@ -2078,11 +2067,11 @@ add_diagnostic_json (JsonBuilder      *builder,
   if (diagnostic->changed_at != NULL)
     when = g_date_time_format_iso8601 (diagnostic->changed_at);
   json_builder_begin_object (builder);
-  add_nullable (builder, "level", diagnostic->level);
+  relais_json_add_nullable_string (builder, "level", diagnostic->level);
   add_strv (builder, "situations", diagnostic->situations);
-  add_nullable (builder, "comment", diagnostic->comment);
-  add_nullable (builder, "author", diagnostic->author);
-  add_nullable (builder, "date", when);
+  relais_json_add_nullable_string (builder, "comment", diagnostic->comment);
+  relais_json_add_nullable_string (builder, "author", diagnostic->author);
+  relais_json_add_nullable_string (builder, "date", when);
   json_builder_end_object (builder);
 }
 
@@ -2114,9 +2103,9 @@ relais_dossier_build_json (RelaisVault  *vault,
   json_builder_set_member_name (builder, "situation");
   json_builder_begin_object (builder);
   add_strv (builder, "rights", situation->rights);
-  add_nullable (builder, "education_level", situation->education_level);
-  add_nullable (builder, "work_situation", situation->work_situation);
-  add_nullable (builder, "sharing_informed_on", situation->sharing_informed_on);
+  relais_json_add_nullable_string (builder, "education_level", situation->education_level);
+  relais_json_add_nullable_string (builder, "work_situation", situation->work_situation);
+  relais_json_add_nullable_string (builder, "sharing_informed_on", situation->sharing_informed_on);
   json_builder_end_object (builder);
 
   diagnostic = relais_diagnostic_list (vault, dossier, error);

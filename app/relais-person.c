@@ -6,6 +6,7 @@
 #include <glib/gi18n.h>
 
 #include "relais-person.h"
+#include "relais-json.h"
 #include "relais-dossier.h"
 #include "relais-fold.h"
 #include "relais-oplog.h"
@@ -660,18 +661,6 @@ relais_person_count (RelaisVault  *vault,
   return TRUE;
 }
 
-static void
-add_nullable_string (JsonBuilder *builder,
-                     const char  *name,
-                     const char  *value)
-{
-  json_builder_set_member_name (builder, name);
-  if (value != NULL)
-    json_builder_add_string_value (builder, value);
-  else
-    json_builder_add_null_value (builder);
-}
-
 static gboolean
 build_person (RelaisVault  *vault,
               JsonBuilder  *builder,
@@ -689,9 +678,9 @@ build_person (RelaisVault  *vault,
     return FALSE;
 
   json_builder_begin_object (builder);
-  add_nullable_string (builder, "id", person->id);
+  relais_json_add_nullable_string (builder, "id", person->id);
   for (guint i = 0; i < RELAIS_PERSON_N_FIELDS; i++)
-    add_nullable_string (builder, relais_person_fields[i], field_get (person, i));
+    relais_json_add_nullable_string (builder, relais_person_fields[i], field_get (person, i));
 
   /* Every value still in conflict belongs to the person as much as the
    * winning one: access and portability cover them too. */
@@ -703,9 +692,9 @@ build_person (RelaisVault  *vault,
 
       /* Every record of the dossier, not only its identity. */
       json_builder_begin_object (builder);
-      add_nullable_string (builder, "entity", conflict->entity);
-      add_nullable_string (builder, "entity_id", conflict->entity_id);
-      add_nullable_string (builder, "field", conflict->field);
+      relais_json_add_nullable_string (builder, "entity", conflict->entity);
+      relais_json_add_nullable_string (builder, "entity_id", conflict->entity_id);
+      relais_json_add_nullable_string (builder, "field", conflict->field);
       json_builder_set_member_name (builder, "values");
       json_builder_begin_array (builder);
       for (guint j = 0; j < conflict->values->len; j++)
@@ -713,12 +702,12 @@ build_person (RelaisVault  *vault,
           RelaisOp *op = g_ptr_array_index (conflict->values, j);
 
           json_builder_begin_object (builder);
-          add_nullable_string (builder, "value", op->value);
-          add_nullable_string (builder, "author", op->author);
-          add_nullable_string (builder, "device", op->device);
+          relais_json_add_nullable_string (builder, "value", op->value);
+          relais_json_add_nullable_string (builder, "author", op->author);
+          relais_json_add_nullable_string (builder, "device", op->device);
           json_builder_set_member_name (builder, "hlc");
           json_builder_add_int_value (builder, (gint64) op->hlc);
-          add_nullable_string (builder, "op", op->id);
+          relais_json_add_nullable_string (builder, "op", op->id);
           json_builder_end_object (builder);
         }
       json_builder_end_array (builder);

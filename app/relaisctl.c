@@ -19,6 +19,7 @@
 #include "relais-i18n.h"
 #include "relais-dossier.h"
 #include "relais-import.h"
+#include "relais-json.h"
 #include "relais-person.h"
 #include "relais-summary.h"
 #include "relais-vault.h"
@@ -643,11 +644,8 @@ cmd_person_list_or_search (int argc, char **argv, gboolean search)
           for (guint f = 0; f < RELAIS_PERSON_N_FIELDS; f++)
             {
               char **value = relais_person_field_ptr (p, f);
-              json_builder_set_member_name (builder, relais_person_fields[f]);
-              if (*value != NULL)
-                json_builder_add_string_value (builder, *value);
-              else
-                json_builder_add_null_value (builder);
+
+              relais_json_add_nullable_string (builder, relais_person_fields[f], *value);
             }
           json_builder_end_object (builder);
         }

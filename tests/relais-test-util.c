@@ -4,6 +4,7 @@
 
 #include <glib/gstdio.h>
 
+#include "relais-oplog.h"
 #include "relais-test-util.h"
 
 char *
@@ -37,4 +38,28 @@ relais_test_rm_rf (const char *path)
       relais_test_rm_rf (child);
     }
   g_rmdir (path);
+}
+
+guint
+relais_test_send_ops (RelaisVault *from,
+                      RelaisVault *to)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) ops = relais_oplog_list (from, 0, 0, NULL, &error);
+  guint n_new = 0;
+
+  g_assert_no_error (error);
+  g_assert_true (relais_vault_begin (to, &error));
+  g_assert_no_error (error);
+  for (guint i = 0; i < ops->len; i++)
+    {
+      gboolean is_new = FALSE;
+
+      g_assert_true (relais_oplog_apply (to, g_ptr_array_index (ops, i), &is_new, &error));
+      g_assert_no_error (error);
+      n_new += is_new;
+    }
+  g_assert_true (relais_vault_commit (to, &error));
+  g_assert_no_error (error);
+  return n_new;
 }

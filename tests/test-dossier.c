@@ -6,6 +6,7 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 
+#include "relais-test-util.h"
 #include "relais-dossier.h"
 #include "relais-oplog.h"
 #include "relais-person.h"
@@ -74,35 +75,11 @@ remove_vault_dir (const char *dir)
   remove_tree (parent);
 }
 
-/* Sends every op of @from to @to; returns how many were new. */
-static guint
-send_ops (RelaisVault *from,
-          RelaisVault *to)
-{
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GPtrArray) ops = relais_oplog_list (from, 0, 0, NULL, &error);
-  guint n_new = 0;
-
-  g_assert_no_error (error);
-  g_assert_true (relais_vault_begin (to, &error));
-  for (guint i = 0; i < ops->len; i++)
-    {
-      gboolean is_new = FALSE;
-
-      g_assert_true (relais_oplog_apply (to, g_ptr_array_index (ops, i), &is_new, &error));
-      g_assert_no_error (error);
-      n_new += is_new;
-    }
-  g_assert_true (relais_vault_commit (to, &error));
-  g_assert_no_error (error);
-  return n_new;
-}
-
 static void
 exchange (Fixture *fixture)
 {
-  send_ops (fixture->a, fixture->b);
-  send_ops (fixture->b, fixture->a);
+  relais_test_send_ops (fixture->a, fixture->b);
+  relais_test_send_ops (fixture->b, fixture->a);
 }
 
 static char *
@@ -142,7 +119,7 @@ fixture_set_up (Fixture       *fixture,
   relais_vault_set_author (fixture->a, "Alice Martin");
   relais_vault_set_author (fixture->b, "Bruno Petit");
   fixture->person = add_person (fixture->a, "Quenouillère", "Hélène");
-  send_ops (fixture->a, fixture->b);
+  relais_test_send_ops (fixture->a, fixture->b);
 }
 
 static void
@@ -435,11 +412,11 @@ test_diagnostic (Fixture       *fixture,
 
   /* Bruno changes the level and clears the situations, then Alice
    * rewrites the comment: three signed assessments. */
-  send_ops (fixture->a, fixture->b);
+  relais_test_send_ops (fixture->a, fixture->b);
   g_assert_true (relais_diagnostic_set (fixture->b, fixture->person, "mobilite", "moyen",
                                         none, NULL, &error));
   g_assert_no_error (error);
-  send_ops (fixture->b, fixture->a);
+  relais_test_send_ops (fixture->b, fixture->a);
   g_assert_true (relais_diagnostic_set (fixture->a, fixture->person, "mobilite", "moyen",
                                         NULL, "Permis en vue.", &error));
   g_assert_no_error (error);
@@ -1034,8 +1011,8 @@ test_merge_diagnostic (Fixture       *fixture,
   }
 
   /* Applying everything again changes nothing. */
-  g_assert_cmpuint (send_ops (fixture->a, fixture->b), ==, 0);
-  g_assert_cmpuint (send_ops (fixture->b, fixture->a), ==, 0);
+  g_assert_cmpuint (relais_test_send_ops (fixture->a, fixture->b), ==, 0);
+  g_assert_cmpuint (relais_test_send_ops (fixture->b, fixture->a), ==, 0);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1104,12 +1081,12 @@ test_filters (Fixture       *fixture,
   g_assert_true (ids_contain (ids, quiet));
   g_clear_pointer (&ids, g_ptr_array_unref);
 
-  send_ops (fixture->a, fixture->b);
+  relais_test_send_ops (fixture->a, fixture->b);
   g_usleep (5000);
   later = g_date_time_new_now_local ();
   g_assert_true (relais_diagnostic_set (fixture->b, other, "sante", "moyen", NULL, NULL, &error));
   g_assert_no_error (error);
-  send_ops (fixture->b, fixture->a);
+  relais_test_send_ops (fixture->b, fixture->a);
   ids = relais_dossier_ids_changed_since (fixture->a, later, 0, &error);
   g_assert_cmpuint (ids->len, ==, 1);
   g_assert_true (ids_contain (ids, other));

@@ -66,39 +66,11 @@ fixture_tear_down (Fixture       *fixture,
   g_free (fixture->dir_b);
 }
 
-/* Sends every op of @from to @to, in @from's order; returns how many were
- * new to @to. */
-static guint
-send_ops (RelaisVault *from,
-          RelaisVault *to)
-{
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GPtrArray) ops = NULL;
-  guint n_new = 0;
-
-  ops = relais_oplog_list (from, 0, 0, NULL, &error);
-  g_assert_no_error (error);
-
-  g_assert_true (relais_vault_begin (to, &error));
-  g_assert_no_error (error);
-  for (guint i = 0; i < ops->len; i++)
-    {
-      gboolean is_new = FALSE;
-
-      g_assert_true (relais_oplog_apply (to, g_ptr_array_index (ops, i), &is_new, &error));
-      g_assert_no_error (error);
-      n_new += is_new;
-    }
-  g_assert_true (relais_vault_commit (to, &error));
-  g_assert_no_error (error);
-  return n_new;
-}
-
 static void
 exchange (Fixture *fixture)
 {
-  send_ops (fixture->a, fixture->b);
-  send_ops (fixture->b, fixture->a);
+  relais_test_send_ops (fixture->a, fixture->b);
+  relais_test_send_ops (fixture->b, fixture->a);
 }
 
 static guint
@@ -325,11 +297,11 @@ test_apply_idempotent (Fixture       *fixture,
   id = add_person (fixture->a, "Dupont", "Jean", "1970-01-01", "0102030405");
   edit_phone (fixture->a, id, "0203040506");
 
-  g_assert_cmpuint (send_ops (fixture->a, fixture->b), ==, 5);
-  g_assert_cmpuint (send_ops (fixture->a, fixture->b), ==, 0);
+  g_assert_cmpuint (relais_test_send_ops (fixture->a, fixture->b), ==, 5);
+  g_assert_cmpuint (relais_test_send_ops (fixture->a, fixture->b), ==, 0);
   g_assert_cmpuint (count_ops (fixture->b), ==, 5);
   /* B's copies go back to A as duplicates. */
-  g_assert_cmpuint (send_ops (fixture->b, fixture->a), ==, 0);
+  g_assert_cmpuint (relais_test_send_ops (fixture->b, fixture->a), ==, 0);
   g_assert_cmpuint (count_ops (fixture->a), ==, 5);
 
   person = relais_person_get (fixture->b, id, &error);
@@ -353,7 +325,7 @@ test_apply_idempotent (Fixture       *fixture,
 
   /* B's next write follows A's clock: it supersedes A's value. */
   edit_phone (fixture->b, id, "0304050607");
-  send_ops (fixture->b, fixture->a);
+  relais_test_send_ops (fixture->b, fixture->a);
   phone = get_phone (fixture->a, id);
   g_assert_cmpstr (phone, ==, "0304050607");
   g_assert_cmpuint (n_conflicts (fixture->a, NULL), ==, 0);
