@@ -1,0 +1,144 @@
+#pragma once
+
+#include <gio/gio.h>
+
+#include "relais-client.h"
+
+G_BEGIN_DECLS
+
+/* The spool (PROTOCOL.md §7): sealed change sets waiting beside the vault,
+ * so that a sync needs no passphrase.  Everything in it is ciphertext,
+ * wrapped keys or public data, except device.key (mode 0600), which can
+ * sign requests but neither read nor forge a change set.
+ *
+ *   VAULT_DIR/spool/             0700
+ *     state.json                 server, cacert, user id, org, device id,
+ *                                pull cursor, last success, last error
+ *     device.key                 0600, the device's Ed25519 secret key
+ *     out/ID.rlcs                envelopes to push (ID: change-set id, hex)
+ *     register/DOSSIER.json      dossiers to register before their pushes
+ *     in/SEQ-ID.rlcs             pulled envelopes, to apply at unlock, in
+ *                                name order (SEQ: 20 zero-padded digits of
+ *                                a local counter)
+ *     keys/DOSSIER.json          the latest wrapped keys and members of a
+ *                                dossier, from pulls
+ *     retired/ID.rlcs            pushes refused with epoch_retired: the
+ *                                unlocked engine re-seals them at the new epoch
+ *
+ * Every file is written whole (temporary file, fsync, rename, fsync of the
+ * directory) before the step that depends on it: a pulled envelope is on
+ * disk before the cursor that passes it is saved; a pushed one leaves out/
+ * only after the server said stored or duplicate. */
+
+typedef struct _RelaisSpool RelaisSpool;
+
+/* Opens (creating the directories when missing) the spool of the vault in
+ * @vault_dir. */
+RelaisSpool *relais_spool_open  (const char   *vault_dir,
+                                 GError      **error);
+void         relais_spool_free  (RelaisSpool  *spool);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (RelaisSpool, relais_spool_free)
+
+const char  *relais_spool_get_dir (RelaisSpool *spool);
+
+/* Enrolment writes the identity; afterwards the spool can sync alone. */
+typedef struct {
+  char   *server;
+  char   *cacert;      /* NULL: the system's CAs */
+  char   *user_id;
+  char   *org;
+  char   *device_id;
+} RelaisSpoolIdentity;
+
+void     relais_spool_identity_free (RelaisSpoolIdentity *identity);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (RelaisSpoolIdentity, relais_spool_identity_free)
+
+gboolean relais_spool_set_identity (RelaisSpool                *spool,
+                                    const RelaisSpoolIdentity  *identity,
+                                    const guint8               *device_sk,
+                                    GError                    **error);
+/* NULL (no error) when the vault is not enrolled. */
+RelaisSpoolIdentity *relais_spool_get_identity (RelaisSpool  *spool,
+                                                GError      **error);
+gboolean relais_spool_is_enrolled (RelaisSpool *spool);
+
+/* A client for the spool's server, signing with its device key. */
+RelaisClient *relais_spool_make_client (RelaisSpool  *spool,
+                                        GError      **error);
+
+/* Queues an envelope to push (its id is read from its header). */
+gboolean relais_spool_add_out (RelaisSpool  *spool,
+                               GBytes       *envelope,
+                               GError      **error);
+/* Queues a dossier's registration (POST /v1/dossiers, sent before any
+ * push): @members and @recovery_wrapped_key as relais_client_dossier_create()
+ * takes them. */
+gboolean relais_spool_add_registration (RelaisSpool  *spool,
+                                        const char   *dossier_id,
+                                        GPtrArray    *members,
+                                        GBytes       *recovery_wrapped_key,
+                                        GError      **error);
+
+/* Envelopes waiting in out/ and retired/, and registrations. */
+guint    relais_spool_count_pending (RelaisSpool *spool);
+
+/* Pulled envelopes waiting in in/, in order: element type char * (file
+ * names, relative to in/). */
+GPtrArray *relais_spool_list_in   (RelaisSpool  *spool,
+                                   GError      **error);
+GBytes    *relais_spool_read_in   (RelaisSpool  *spool,
+                                   const char   *name,
+                                   GError      **error);
+gboolean   relais_spool_remove_in (RelaisSpool  *spool,
+                                   const char   *name,
+                                   GError      **error);
+/* The keys pulls brought for @dossier_id, or NULL (no error) if none. */
+RelaisDossierKeys *relais_spool_get_keys (RelaisSpool  *spool,
+                                          const char   *dossier_id,
+                                          GError      **error);
+/* Forgets them, so that the next exchange fetches them again (after an
+ * envelope did not open for want of a key or a member). */
+gboolean   relais_spool_forget_keys (RelaisSpool  *spool,
+                                     const char   *dossier_id,
+                                     GError      **error);
+
+/* Envelopes refused with epoch_retired (element type char *, names
+ * relative to retired/), to re-seal then remove. */
+GPtrArray *relais_spool_list_retired   (RelaisSpool  *spool,
+                                        GError      **error);
+GBytes    *relais_spool_read_retired   (RelaisSpool  *spool,
+                                        const char   *name,
+                                        GError      **error);
+gboolean   relais_spool_remove_retired (RelaisSpool  *spool,
+                                        const char   *name,
+                                        GError      **error);
+
+typedef struct {
+  guint pushed;      /* stored or duplicate (a retried push counts once) */
+  guint refused;     /* refused by the server, kept in out/ or retired/ */
+  guint pulled;      /* envelopes written to in/ */
+  guint registered;  /* dossiers registered */
+} RelaisExchangeReport;
+
+/* What `relaisctl sync --background` and the app's worker thread do,
+ * without the vault: registrations, then pushes (100 per request), then
+ * paged pulls into in/ with their keys, saving the cursor after each page.
+ * Also fetches the keys of dossiers in in/ that keys/ lacks.  Returns TRUE
+ * only when the whole exchange completed; on a cut it keeps everything
+ * done so far and fails with the client's error (the next exchange
+ * resumes).  On REVOKED, wipes the spool; the caller wipes the vault. */
+gboolean relais_spool_exchange (RelaisSpool           *spool,
+                                RelaisExchangeReport  *report,
+                                GCancellable          *cancellable,
+                                GError               **error);
+
+/* When the last complete exchange ended (Unix seconds, 0 if never) and
+ * the last failure's message (NULL if the last exchange completed). */
+gint64   relais_spool_get_last_success (RelaisSpool *spool);
+char    *relais_spool_get_last_error   (RelaisSpool *spool);
+
+/* Deletes the spool's files (revoked device). */
+gboolean relais_spool_wipe (RelaisSpool  *spool,
+                            GError      **error);
+
+G_END_DECLS
