@@ -96,6 +96,11 @@ gboolean   relais_spool_remove_in (RelaisSpool  *spool,
 RelaisDossierKeys *relais_spool_get_keys (RelaisSpool  *spool,
                                           const char   *dossier_id,
                                           GError      **error);
+/* Stores @keys as the latest for their dossier (what a pull does; also
+ * for tests and for keys fetched by the engine). */
+gboolean   relais_spool_set_keys (RelaisSpool              *spool,
+                                  const RelaisDossierKeys  *keys,
+                                  GError                  **error);
 /* Forgets them, so that the next exchange fetches them again (after an
  * envelope did not open for want of a key or a member). */
 gboolean   relais_spool_forget_keys (RelaisSpool  *spool,
