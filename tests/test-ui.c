@@ -10,15 +10,18 @@
 
 #include "relais-import.h"
 
+#include "relais-conflicts-page.h"
 #include "relais-dossier.h"
 #include "relais-dossier-list.h"
 #include "relais-keyfile.h"
+#include "relais-oplog.h"
 #include "relais-person.h"
 #include "relais-person-dialog.h"
 #include "relais-person-object.h"
 #include "relais-preferences-window.h"
 #include "relais-strength.h"
 #include "relais-summary.h"
+#include "relais-sync-indicator.h"
 #include "relais-test-util.h"
 #include "relais-ui.h"
 #include "relais-vault-view.h"
@@ -858,6 +861,303 @@ test_ui_first_run (void)
   relais_test_rm_rf (tmp);
 }
 
+/* The preferences group titled @title under @root, or NULL. */
+static GtkWidget *
+find_group (GtkWidget  *root,
+            const char *title)
+{
+  if (ADW_IS_PREFERENCES_GROUP (root)
+      && g_strcmp0 (adw_preferences_group_get_title (ADW_PREFERENCES_GROUP (root)), title) == 0)
+    return root;
+  for (GtkWidget *c = gtk_widget_get_first_child (root); c != NULL; c = gtk_widget_get_next_sibling (c))
+    {
+      GtkWidget *found = find_group (c, title);
+
+      if (found != NULL)
+        return found;
+    }
+  return NULL;
+}
+
+/* How many widgets of @type are under @root. */
+static guint
+count_widgets (GtkWidget *root,
+               GType      type)
+{
+  guint n = G_TYPE_CHECK_INSTANCE_TYPE (root, type) ? 1 : 0;
+
+  for (GtkWidget *c = gtk_widget_get_first_child (root); c != NULL; c = gtk_widget_get_next_sibling (c))
+    n += count_widgets (c, type);
+  return n;
+}
+
+static gboolean
+label_shown (GtkWidget  *root,
+             const char *text)
+{
+  if (GTK_IS_LABEL (root) && gtk_widget_is_visible (root)
+      && g_strcmp0 (gtk_label_get_label (GTK_LABEL (root)), text) == 0)
+    return TRUE;
+  for (GtkWidget *c = gtk_widget_get_first_child (root); c != NULL; c = gtk_widget_get_next_sibling (c))
+    if (label_shown (c, text))
+      return TRUE;
+  return FALSE;
+}
+
+static RelaisVault *
+make_test_vault (const char *dir,
+                 const char *author)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *recovery = NULL;
+  RelaisKdfParams kdf;
+  RelaisVaultOptions options = { .kdf = &kdf };
+  RelaisVault *vault;
+
+  relais_kdf_params_insecure_for_tests (&kdf);
+  vault = relais_vault_create (dir, PASSPHRASE, &options, &recovery, &error);
+  g_assert_no_error (error);
+  relais_vault_set_author (vault, author);
+  return vault;
+}
+
+static void
+unlock_window (RelaisWindow *window)
+{
+  type_text (window, RELAIS_TYPE_WINDOW, "passphrase_row", PASSPHRASE);
+  g_signal_emit_by_name (child (window, RELAIS_TYPE_WINDOW, "passphrase_row"), "entry-activated");
+  wait_for_state (window, "vault");
+}
+
+static void
+edit_phone (RelaisVault *vault,
+            const char  *id,
+            const char  *phone)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(RelaisPerson) changes = relais_person_new ();
+
+  changes->phone = g_strdup (phone);
+  g_assert_true (relais_person_edit (vault, id, changes, &error));
+  g_assert_no_error (error);
+}
+
+/* Two devices change the same fields before they see each other's change:
+ * the conflicts page shows both values with their authors, the person
+ * keeps the one that is not shown, and every trace of the conflict goes:
+ * in the core, on the page, in the sidebar, in the dossier. */
+static void
+test_ui_conflicts (void)
+{
+  g_autofree char *tmp = relais_test_make_tmpdir ("relais-ui-XXXXXX");
+  g_autofree char *dir_a = g_build_filename (tmp, "alice", NULL);
+  g_autofree char *dir_b = g_build_filename (tmp, "bruno", NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(RelaisPerson) person = relais_person_new ();
+  g_autoptr(GPtrArray) conflicts = NULL;
+  g_autofree char *id = NULL;
+  g_autofree char *objective = NULL;
+  g_autofree char *action = NULL;
+  g_autofree char *winner_phone = NULL;
+  g_autofree char *loser_phone = NULL;
+  g_autofree char *winner_shown = NULL;
+  g_autofree char *loser_shown = NULL;
+  RelaisVault *alice = make_test_vault (dir_a, "alice");
+  RelaisVault *bruno = make_test_vault (dir_b, "bruno");
+  RelaisWindow *window;
+  RelaisVaultView *view;
+  RelaisSyncIndicator *indicator;
+  RelaisConflictsPage *page;
+  GtkWidget *group;
+  GtkWidget *row;
+  GtkWidget *button;
+
+  person->last_name = g_strdup ("Quenouillère");
+  person->first_name = g_strdup ("Hélène");
+  person->birth_date = g_strdup ("1985-03-12");
+  id = relais_person_add (alice, person, &error);
+  g_assert_no_error (error);
+  objective = relais_objective_add (alice, id, "emploi", "Trouver un emploi", &error);
+  g_assert_no_error (error);
+  action = relais_action_add (alice, objective, "Atelier CV", NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (relais_test_send_ops (alice, bruno), >, 0);
+
+  /* Offline, each on their own laptop. */
+  edit_phone (alice, id, "0611111111");
+  edit_phone (bruno, id, "0622222222");
+  g_assert_true (relais_plan_set_status (alice, action, "realisee", &error));
+  g_assert_true (relais_plan_set_status (bruno, action, "abandonnee", &error));
+  g_assert_no_error (error);
+  relais_test_send_ops (alice, bruno);
+  relais_test_send_ops (bruno, alice);
+
+  conflicts = relais_oplog_conflicts (alice, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (conflicts->len, ==, 2);
+  for (guint i = 0; i < conflicts->len; i++)
+    {
+      RelaisConflict *conflict = g_ptr_array_index (conflicts, i);
+
+      if (g_str_equal (conflict->field, "phone"))
+        {
+          winner_phone = g_strdup (((RelaisOp *) g_ptr_array_index (conflict->values, 0))->value);
+          loser_phone = g_strdup (((RelaisOp *) g_ptr_array_index (conflict->values, 1))->value);
+        }
+    }
+  g_assert_nonnull (loser_phone);
+  g_clear_pointer (&conflicts, g_ptr_array_unref);
+
+  /* How fields and values are named: as the dossier's pages do. */
+  {
+    g_autofree char *where = relais_conflicts_describe_field (alice, "person", id, "phone");
+    g_autofree char *plan = relais_conflicts_describe_field (alice, "action", action, "status");
+    g_autofree char *status = relais_conflicts_format_value ("action", "status", "realisee");
+    g_autofree char *due = relais_conflicts_format_value ("action", "due", "2026-11-25");
+    g_autofree char *empty = relais_conflicts_format_value ("person", "email", NULL);
+    g_autofree char *unknown = relais_conflicts_format_value ("action", "status", "from-a-newer-version");
+    g_autofree char *date = relais_format_date ("2026-11-25");
+
+    g_assert_cmpstr (where, ==, "Identity · Phone");
+    g_assert_cmpstr (plan, ==, "Action “Atelier CV” · Status");
+    g_assert_cmpstr (status, ==, relais_choice_label (relais_action_statuses, "realisee"));
+    g_assert_cmpstr (due, ==, date);
+    g_assert_cmpstr (empty, ==, "Empty");
+    g_assert_cmpstr (unknown, ==, "from-a-newer-version");
+  }
+  relais_vault_close (alice);
+  relais_vault_close (bruno);
+
+  window = g_object_new (RELAIS_TYPE_WINDOW,
+                         "vault-dir", dir_a,
+                         "default-width", 1000,
+                         "default-height", 700,
+                         NULL);
+  g_object_ref_sink (window);
+  gtk_window_present (GTK_WINDOW (window));
+  unlock_window (window);
+  view = RELAIS_VAULT_VIEW (relais_window_get_view (window));
+  relais_vault_view_show_dossier (view, id);
+
+  /* The sidebar: no server for this vault, two conflicts to review. */
+  indicator = relais_vault_view_get_sync_indicator (view);
+  g_assert_cmpint (relais_sync_indicator_get_state (indicator), ==, RELAIS_SYNC_STATE_NOT_ENROLLED);
+  g_assert_cmpstr (relais_sync_indicator_get_text (indicator), ==, "Not connected to a server");
+  gtk_test_accessible_assert_role (indicator, GTK_ACCESSIBLE_ROLE_STATUS);
+  gtk_test_accessible_assert_property (indicator, GTK_ACCESSIBLE_PROPERTY_LABEL,
+                                       "Sync: Not connected to a server. 2 conflicts to review");
+  button = find_button_with_icon (GTK_WIDGET (indicator), "view-refresh-symbolic");
+  g_assert_nonnull (button);
+  g_assert_false (gtk_widget_get_visible (button));
+  g_assert_true (label_shown (GTK_WIDGET (indicator), "2"));
+  g_assert_true (gtk_widget_has_css_class (must_find (GTK_WIDGET (indicator), GTK_TYPE_BUTTON, NULL), "conflicts-button"));
+  screenshot (GTK_WIDGET (window), "10-conflicts-sidebar");
+
+  /* The page: each conflict under the person's name, every value with
+   * its author, the one shown now marked. */
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "sync.conflicts", NULL));
+  g_assert_cmpstr (relais_window_get_state (window), ==, "conflicts");
+  page = child (window, RELAIS_TYPE_WINDOW, "conflicts_page");
+  g_assert_cmpuint (relais_conflicts_page_get_n_conflicts (page), ==, 2);
+  g_assert_cmpstr (gtk_stack_get_visible_child_name (child (page, RELAIS_TYPE_CONFLICTS_PAGE, "stack")),
+                   ==, "list");
+  group = find_group (GTK_WIDGET (page), "QUENOUILLÈRE Hélène");
+  g_assert_nonnull (group);
+  /* Identity first: the person's own fields before those of records. */
+  g_assert_cmpstr (adw_preferences_group_get_description (ADW_PREFERENCES_GROUP (group)), ==,
+                   "Identity · Phone");
+  group = gtk_widget_get_next_sibling (group);
+  g_assert_true (ADW_IS_PREFERENCES_GROUP (group));
+  g_assert_cmpstr (adw_preferences_group_get_title (ADW_PREFERENCES_GROUP (group)), ==,
+                   "QUENOUILLÈRE Hélène");
+  g_assert_cmpstr (adw_preferences_group_get_description (ADW_PREFERENCES_GROUP (group)), ==,
+                   "Action “Atelier CV” · Status");
+  g_assert_cmpuint (count_widgets (GTK_WIDGET (page), ADW_TYPE_PREFERENCES_GROUP), ==, 3);
+  screenshot (GTK_WIDGET (window), "11-conflicts");
+
+  winner_shown = relais_conflicts_format_value ("person", "phone", winner_phone);
+  loser_shown = relais_conflicts_format_value ("person", "phone", loser_phone);
+  /* As the overview shows phone numbers. */
+  g_assert_cmpuint (strlen (loser_shown), ==, 14);
+  row = must_find (GTK_WIDGET (page), ADW_TYPE_ACTION_ROW, winner_shown);
+  g_assert_true (label_shown (row, "Shown now"));
+  g_assert_true (strstr (adw_action_row_get_subtitle (ADW_ACTION_ROW (row)),
+                         g_str_equal (winner_phone, "0611111111") ? "alice" : "bruno") != NULL);
+  row = must_find (GTK_WIDGET (page), ADW_TYPE_ACTION_ROW, loser_shown);
+  g_assert_false (label_shown (row, "Shown now"));
+  g_assert_true (strstr (adw_action_row_get_subtitle (ADW_ACTION_ROW (row)),
+                         g_str_equal (loser_phone, "0611111111") ? "alice" : "bruno") != NULL);
+  /* This vault is Alice's: her value is hers, on this computer. */
+  must_find (GTK_WIDGET (page), ADW_TYPE_ACTION_ROW,
+             relais_choice_label (relais_action_statuses, "realisee"));
+  must_find (GTK_WIDGET (page), ADW_TYPE_ACTION_ROW,
+             relais_choice_label (relais_action_statuses, "abandonnee"));
+
+  /* Keep the value that is not shown. */
+  button = must_find (row, GTK_TYPE_BUTTON, "Keep");
+  {
+    g_autofree char *name = g_strdup_printf ("Keep “%s”", loser_shown);
+
+    gtk_test_accessible_assert_property (button, GTK_ACCESSIBLE_PROPERTY_LABEL, name);
+  }
+  g_signal_emit_by_name (button, "clicked");
+  settle (100);
+  g_assert_cmpuint (relais_conflicts_page_get_n_conflicts (page), ==, 1);
+  g_assert_null (find_widget (GTK_WIDGET (page), ADW_TYPE_ACTION_ROW, loser_shown));
+  conflicts = relais_oplog_conflicts (relais_window_get_vault (window), NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (conflicts->len, ==, 1);
+  g_assert_cmpstr (((RelaisConflict *) g_ptr_array_index (conflicts, 0))->field, ==, "status");
+  g_clear_pointer (&conflicts, g_ptr_array_unref);
+  {
+    g_autoptr(RelaisPerson) now = relais_person_get (relais_window_get_vault (window), id, &error);
+
+    g_assert_no_error (error);
+    g_assert_cmpstr (now->phone, ==, loser_phone);
+  }
+  g_assert_true (label_shown (GTK_WIDGET (indicator), "1"));
+
+  /* The other one, keeping the value that is shown: closed as well. */
+  row = must_find (GTK_WIDGET (page), ADW_TYPE_ACTION_ROW,
+                   relais_choice_label (relais_action_statuses, "abandonnee"));
+  g_signal_emit_by_name (must_find (row, GTK_TYPE_BUTTON, "Keep"), "clicked");
+  settle (100);
+
+  /* Nothing left: the empty state, here and in the sidebar. */
+  g_assert_cmpuint (relais_conflicts_page_get_n_conflicts (page), ==, 0);
+  g_assert_cmpstr (gtk_stack_get_visible_child_name (child (page, RELAIS_TYPE_CONFLICTS_PAGE, "stack")),
+                   ==, "empty");
+  g_assert_cmpstr (adw_status_page_get_title (child (page, RELAIS_TYPE_CONFLICTS_PAGE, "empty_page")),
+                   ==, "No Conflicts");
+  conflicts = relais_oplog_conflicts (relais_window_get_vault (window), NULL, &error);
+  g_assert_cmpuint (conflicts->len, ==, 0);
+  g_clear_pointer (&conflicts, g_ptr_array_unref);
+  g_assert_false (label_shown (GTK_WIDGET (indicator), "1"));
+  gtk_test_accessible_assert_property (indicator, GTK_ACCESSIBLE_PROPERTY_LABEL,
+                                       "Sync: Not connected to a server");
+  screenshot (GTK_WIDGET (window), "12-conflicts-empty");
+
+  /* Back in the dossier, the value kept. */
+  g_signal_emit_by_name (child (page, RELAIS_TYPE_CONFLICTS_PAGE, "back_button"), "clicked");
+  g_assert_cmpstr (relais_window_get_state (window), ==, "vault");
+  g_assert_cmpstr (relais_vault_view_get_dossier_id (view), ==, id);
+  {
+    g_assert_cmpstr (gtk_label_get_label (child (view, RELAIS_TYPE_VAULT_VIEW, "phone_label")), ==,
+                     loser_shown);
+  }
+
+  /* Locking empties the page even when it is shown. */
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "sync.conflicts", NULL));
+  relais_window_lock (window);
+  g_assert_cmpstr (relais_window_get_state (window), ==, "unlock");
+  g_assert_false (gtk_widget_activate_action (GTK_WIDGET (window), "sync.conflicts", NULL)
+                  && g_strcmp0 (relais_window_get_state (window), "conflicts") == 0);
+
+  gtk_window_destroy (GTK_WINDOW (window));
+  g_assert_finalize_object (window);
+  relais_test_rm_rf (tmp);
+}
+
 /* The list over many dossiers holds only what is looked at. */
 static void
 test_ui_dossier_list_pages (void)
@@ -1031,6 +1331,7 @@ main (int   argc,
   g_test_add_func ("/ui/preferences", test_ui_preferences);
   g_test_add_func ("/ui/dossier-list/pages", test_ui_dossier_list_pages);
   g_test_add_func ("/ui/window/first-run", test_ui_first_run);
+  g_test_add_func ("/ui/window/conflicts", test_ui_conflicts);
 
   return g_test_run ();
 }

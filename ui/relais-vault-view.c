@@ -9,6 +9,7 @@
 #include "relais-dossier.h"
 #include "relais-dossier-pages.h"
 #include "relais-person-object.h"
+#include "relais-sync-indicator.h"
 #include "relais-vault-view.h"
 
 struct _RelaisVaultView
@@ -39,6 +40,7 @@ struct _RelaisVaultView
   GtkStack           *list_stack;
   GtkListView        *list_view;
   AdwStatusPage      *empty_page;
+  RelaisSyncIndicator *sync_indicator;
   GtkButton          *back_button;
   GtkButton          *edit_button;
   GtkButton          *print_button;
@@ -692,6 +694,7 @@ relais_vault_view_class_init (RelaisVaultViewClass *klass)
                   0, NULL, NULL, NULL,
                   G_TYPE_NONE, 1, ADW_TYPE_TOAST);
 
+  g_type_ensure (RELAIS_TYPE_SYNC_INDICATOR);
   gtk_widget_class_set_template_from_resource (widget_class, "/fr/spie/Relais/relais-vault-view.ui");
   gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, leaflet);
   gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, list_pane);
@@ -702,6 +705,7 @@ relais_vault_view_class_init (RelaisVaultViewClass *klass)
   gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, list_stack);
   gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, list_view);
   gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, empty_page);
+  gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, sync_indicator);
   gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, back_button);
   gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, edit_button);
   gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, print_button);
@@ -884,6 +888,14 @@ relais_vault_view_refresh (RelaisVaultView *self)
 
   id = g_strdup (self->dossier_id);
   relais_vault_view_show_dossier (self, id);
+}
+
+RelaisSyncIndicator *
+relais_vault_view_get_sync_indicator (RelaisVaultView *self)
+{
+  g_return_val_if_fail (RELAIS_IS_VAULT_VIEW (self), NULL);
+
+  return self->sync_indicator;
 }
 
 void

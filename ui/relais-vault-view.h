@@ -3,6 +3,7 @@
 #include <adwaita.h>
 
 #include "relais-dossier-list.h"
+#include "relais-sync-indicator.h"
 #include "relais-vault.h"
 
 G_BEGIN_DECLS
@@ -27,5 +28,7 @@ void               relais_vault_view_show_dossier   (RelaisVaultView *self,
 /* Reads the list and the dossier shown again, after a write. */
 void               relais_vault_view_refresh        (RelaisVaultView *self);
 void               relais_vault_view_focus_search   (RelaisVaultView *self);
+/* The sync state under the list of dossiers. */
+RelaisSyncIndicator *relais_vault_view_get_sync_indicator (RelaisVaultView *self);
 
 G_END_DECLS

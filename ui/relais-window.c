@@ -7,6 +7,8 @@
 
 #include "relais-keyfile.h"
 #include "relais-accessible.h"
+#include "relais-conflicts-page.h"
+#include "relais-oplog.h"
 #include "relais-person-dialog.h"
 #include "relais-preferences-window.h"
 #include "relais-strength.h"
@@ -54,6 +56,7 @@ struct _RelaisWindow
   GtkButton            *unlock_button;
   GtkSpinner           *unlock_spinner;
   AdwBin               *vault_bin;
+  RelaisConflictsPage  *conflicts_page;
   GMenuModel           *primary_menu;
 };
 
@@ -69,6 +72,7 @@ enum {
 static GParamSpec *properties[N_PROPS];
 
 static void update_actions (RelaisWindow *self);
+static void update_sync_indicator (RelaisWindow *self);
 
 /* Vault creation and opening, in a thread: Argon2id takes most of a
  * second and a quarter of a gigabyte, and the window must stay alive. */
@@ -222,6 +226,8 @@ set_page (RelaisWindow *self,
     gtk_widget_grab_focus (GTK_WIDGET (self->written_check));
   else if (g_str_equal (name, "unlock"))
     gtk_widget_grab_focus (GTK_WIDGET (self->passphrase_row));
+  else if (g_str_equal (name, "conflicts"))
+    gtk_widget_child_focus (GTK_WIDGET (self->conflicts_page), GTK_DIR_TAB_FORWARD);
   else if (self->view != NULL)
     relais_vault_view_focus_search (self->view);
 
@@ -272,6 +278,7 @@ show_vault (RelaisWindow *self)
                            G_CALLBACK (on_view_toast), self, G_CONNECT_SWAPPED);
   adw_bin_set_child (self->vault_bin, GTK_WIDGET (self->view));
   note_activity (self);
+  update_sync_indicator (self);
   set_page (self, "vault");
 
   if (self->unlock_started != 0)
@@ -305,6 +312,7 @@ lock (RelaisWindow *self,
     return;
 
   close_dialogs (self);
+  relais_conflicts_page_set_vault (self->conflicts_page, NULL);
 
   if (self->view != NULL)
     {
@@ -584,6 +592,63 @@ relais_window_lock_action (GtkWidget  *widget,
   lock (RELAIS_WINDOW (widget), FALSE);
 }
 
+/* Sync and conflicts */
+
+static void
+update_sync_indicator (RelaisWindow *self)
+{
+  g_autoptr(GPtrArray) conflicts = NULL;
+  g_autoptr(GError) error = NULL;
+  guint n_conflicts = 0;
+
+  if (self->vault == NULL || self->view == NULL)
+    return;
+
+  conflicts = relais_oplog_conflicts (self->vault, NULL, &error);
+  if (conflicts != NULL)
+    n_conflicts = conflicts->len;
+  else
+    g_warning ("Could not count the conflicts: %s", error->message);
+
+  relais_sync_indicator_update (relais_vault_view_get_sync_indicator (self->view),
+                                RELAIS_SYNC_STATE_NOT_ENROLLED, 0, 0, NULL, n_conflicts);
+}
+
+static void
+relais_window_show_conflicts (GtkWidget  *widget,
+                              const char *action_name,
+                              GVariant   *parameter)
+{
+  RelaisWindow *self = RELAIS_WINDOW (widget);
+
+  if (self->vault == NULL || self->view == NULL)
+    return;
+
+  relais_conflicts_page_set_vault (self->conflicts_page, self->vault);
+  set_page (self, "conflicts");
+}
+
+static void
+on_conflicts_back (RelaisWindow *self)
+{
+  /* Nothing of a dossier stays in a page that is not shown. */
+  relais_conflicts_page_set_vault (self->conflicts_page, NULL);
+  if (self->vault != NULL)
+    set_page (self, "vault");
+}
+
+static void
+on_conflict_resolved (RelaisWindow *self,
+                      const char   *dossier)
+{
+  if (self->view == NULL)
+    return;
+
+  /* The dossier shown may be the one that changed. */
+  relais_vault_view_refresh (self->view);
+  update_sync_indicator (self);
+}
+
 /* Dossiers */
 
 static void
@@ -804,6 +869,7 @@ update_actions (RelaisWindow *self)
                                  open && relais_vault_view_get_dossier_id (self->view) != NULL);
   gtk_widget_action_set_enabled (widget, "dossier.print",
                                  open && relais_vault_view_get_dossier_id (self->view) != NULL);
+  gtk_widget_action_set_enabled (widget, "sync.conflicts", open);
 }
 
 static void
@@ -950,6 +1016,7 @@ relais_window_class_init (RelaisWindowClass *klass)
 
   relais_ui_register_resources ();
   g_type_ensure (RELAIS_TYPE_VAULT_VIEW);
+  g_type_ensure (RELAIS_TYPE_CONFLICTS_PAGE);
   gtk_widget_class_set_template_from_resource (widget_class, "/fr/spie/Relais/relais-window.ui");
   gtk_widget_class_bind_template_child (widget_class, RelaisWindow, toast_overlay);
   gtk_widget_class_bind_template_child (widget_class, RelaisWindow, stack);
@@ -969,6 +1036,7 @@ relais_window_class_init (RelaisWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, RelaisWindow, unlock_button);
   gtk_widget_class_bind_template_child (widget_class, RelaisWindow, unlock_spinner);
   gtk_widget_class_bind_template_child (widget_class, RelaisWindow, vault_bin);
+  gtk_widget_class_bind_template_child (widget_class, RelaisWindow, conflicts_page);
   gtk_widget_class_bind_template_child (widget_class, RelaisWindow, primary_menu);
   gtk_widget_class_bind_template_callback (widget_class, on_new_passphrase_changed);
   gtk_widget_class_bind_template_callback (widget_class, on_new_passphrase_activated);
@@ -976,6 +1044,9 @@ relais_window_class_init (RelaisWindowClass *klass)
   gtk_widget_class_bind_template_callback (widget_class, on_written_toggled);
   gtk_widget_class_bind_template_callback (widget_class, on_passphrase_changed);
   gtk_widget_class_bind_template_callback (widget_class, on_passphrase_activated);
+  gtk_widget_class_bind_template_callback (widget_class, on_view_toast);
+  gtk_widget_class_bind_template_callback (widget_class, on_conflicts_back);
+  gtk_widget_class_bind_template_callback (widget_class, on_conflict_resolved);
 
   gtk_widget_class_install_action (widget_class, "vault.create", NULL, relais_window_create);
   gtk_widget_class_install_action (widget_class, "vault.unlock", NULL, relais_window_unlock);
@@ -986,6 +1057,7 @@ relais_window_class_init (RelaisWindowClass *klass)
   gtk_widget_class_install_action (widget_class, "dossier.edit", NULL, relais_window_edit_dossier);
   gtk_widget_class_install_action (widget_class, "dossier.search", NULL, relais_window_search);
   gtk_widget_class_install_action (widget_class, "dossier.print", NULL, relais_window_print_dossier);
+  gtk_widget_class_install_action (widget_class, "sync.conflicts", NULL, relais_window_show_conflicts);
 
   gtk_widget_class_add_binding_action (widget_class, GDK_KEY_l, GDK_CONTROL_MASK, "vault.lock", NULL);
   gtk_widget_class_add_binding_action (widget_class, GDK_KEY_n, GDK_CONTROL_MASK, "dossier.new", NULL);

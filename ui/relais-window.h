@@ -14,7 +14,8 @@ G_DECLARE_FINAL_TYPE (RelaisWindow, relais_window, RELAIS, WINDOW, AdwApplicatio
 RelaisWindow *relais_window_new       (RelaisApplication *application,
                                        const char        *vault_dir);
 
-/* "create", "recovery", "unlock" or "vault": what the window shows. */
+/* "create", "recovery", "unlock", "vault" or "conflicts": what the window
+ * shows. */
 const char   *relais_window_get_state (RelaisWindow      *self);
 /* The open vault, or NULL while locked. */
 RelaisVault  *relais_window_get_vault (RelaisWindow      *self);
