@@ -188,6 +188,7 @@ typedef struct {
 } RelaisPushResult;
 
 void relais_push_result_free (RelaisPushResult *result);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (RelaisPushResult, relais_push_result_free)
 
 /* Pushes at most 100 envelopes (GBytes).  Returns one RelaisPushResult per
  * envelope, in the same order; fails as a whole only when the exchange
@@ -239,6 +240,14 @@ gboolean relais_client_admin_grant (RelaisClient  *client,
                                     GPtrArray     *keys,
                                     GCancellable  *cancellable,
                                     GError       **error);
+
+/* A dossier's keys as JSON, in the form of an entry of a pull's "keys"
+ * (what the spool keeps in keys/), and back with every check a pull's
+ * answer gets (PROTOCOL on anything else). */
+char              *relais_dossier_keys_to_json   (const RelaisDossierKeys  *keys);
+RelaisDossierKeys *relais_dossier_keys_from_json (const char               *text,
+                                                  gsize                     len,
+                                                  GError                  **error);
 
 /* Parses an answer body of the endpoint @what ("enrol", "users", "keys",
  * "push", "pull", "recovery", "error"): what each call above does with
