@@ -1,0 +1,2972 @@
+#define G_LOG_DOMAIN "relais-test"
+
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "relais-fault-proxy.h"
+#include "relais-test-util.h"
+
+/* Sync from end to end, as people and administrators meet it: real
+ * relais-server processes on loopback over SQLite and a real PostgreSQL,
+ * real relaisctl processes on vaults of several devices of several
+ * organisations, TLS with a certificate made here, and a proxy that
+ * refuses, cuts, loses and delays.  Everything is black-box: commands
+ * are spawned and their output read, as a script would.  Each scenario
+ * runs on both stores. */
+
+#define PASS "s3cret passphrase"
+
+typedef enum {
+  STORE_SQLITE,
+  STORE_PG,
+} StoreKind;
+
+/* ---- Processes ---------------------------------------------------------- */
+
+typedef struct {
+  int    status;   /* exit status, or 128 + signal */
+  char  *out;
+  char  *err;
+} Run;
+
+static void
+run_clear (Run *run)
+{
+  g_clear_pointer (&run->out, g_free);
+  g_clear_pointer (&run->err, g_free);
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Run, run_clear)
+
+static const char *
+relaisctl_path (void)
+{
+  const char *path = g_getenv ("RELAISCTL");
+
+  g_assert_nonnull (path);
+  return path;
+}
+
+static const char *
+server_path (void)
+{
+  const char *path = g_getenv ("RELAIS_SERVER");
+
+  g_assert_nonnull (path);
+  return path;
+}
+
+static void
+child_setup (gpointer data)
+{
+  /* No controlling terminal: a prompt must fail, not wait. */
+  setsid ();
+}
+
+/* A server dies with the test program, even when an assertion aborts it
+ * before its teardown. */
+static void
+server_child_setup (gpointer data)
+{
+  setsid ();
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+}
+
+static guint
+count_lines (const char *text)
+{
+  guint n = 0;
+
+  for (const char *p = text; p != NULL && *p != '\0'; p++)
+    if (*p == '\n')
+      n++;
+  return n;
+}
+
+static void
+run_argv (Run        *run,
+          GPtrArray  *argv,
+          char      **env)
+{
+  g_autoptr(GError) error = NULL;
+  int wait_status = 0;
+
+  g_ptr_array_add (argv, NULL);
+  memset (run, 0, sizeof *run);
+  g_assert_true (g_spawn_sync (NULL, (char **) argv->pdata, env, G_SPAWN_SEARCH_PATH,
+                               child_setup, NULL, &run->out, &run->err, &wait_status, &error));
+  g_assert_no_error (error);
+  if (WIFEXITED (wait_status))
+    run->status = WEXITSTATUS (wait_status);
+  else
+    run->status = 128 + WTERMSIG (wait_status);
+}
+
+/* ---- Stores ------------------------------------------------------------- */
+
+#include "relais-test-pg.h"
+
+static RelaisTestPg *pg_cluster;
+static char         *pg_skip_reason;
+static guint         pg_databases;
+static volatile pid_t pg_postmaster;
+
+/* A failed assertion aborts the program before relais_test_pg_stop():
+ * stop the cluster then too (immediate shutdown, which is all a signal
+ * handler can ask for), so that no postgres outlives the test. */
+static void
+pg_abort_handler (int sig)
+{
+  if (pg_postmaster > 0)
+    kill (pg_postmaster, SIGQUIT);
+  signal (sig, SIG_DFL);
+  raise (sig);
+}
+
+/* The postmaster's pid, from postmaster.pid in the data directory the
+ * cluster reports. */
+static void
+pg_watch (const char *uri)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  g_auto(GStrv) env = g_get_environ ();
+  g_autofree char *pid_file = NULL;
+  g_autofree char *text = NULL;
+  g_auto(Run) run = { 0 };
+
+  g_ptr_array_add (argv, "psql");
+  g_ptr_array_add (argv, "-XAtq");
+  g_ptr_array_add (argv, "-c");
+  g_ptr_array_add (argv, "SHOW data_directory");
+  g_ptr_array_add (argv, (char *) uri);
+  run_argv (&run, argv, env);
+  if (run.status != 0)
+    return;
+  g_strstrip (run.out);
+  pid_file = g_build_filename (run.out, "postmaster.pid", NULL);
+  if (g_file_get_contents (pid_file, &text, NULL, NULL))
+    {
+      pg_postmaster = (pid_t) g_ascii_strtoll (text, NULL, 10);
+      signal (SIGABRT, pg_abort_handler);
+      signal (SIGTRAP, pg_abort_handler);
+      signal (SIGSEGV, pg_abort_handler);
+    }
+}
+
+/* The cluster is started once, at the first PostgreSQL test; every test
+ * gets a database of its own. */
+static gboolean
+pg_available (void)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (pg_cluster != NULL)
+    return TRUE;
+  if (pg_skip_reason != NULL)
+    return FALSE;
+  if (!relais_test_pg_available (&pg_skip_reason))
+    return FALSE;
+  pg_cluster = relais_test_pg_start (&error);
+  if (pg_cluster == NULL)
+    {
+      pg_skip_reason = g_strdup_printf ("PostgreSQL did not start: %s", error->message);
+      return FALSE;
+    }
+  pg_watch (relais_test_pg_uri (pg_cluster));
+  return TRUE;
+}
+
+/* ---- The server --------------------------------------------------------- */
+
+typedef struct {
+  GPid     pid;         /* 0 once it exited */
+  int      out_fd;
+  char    *url;
+  guint16  port;
+} Server;
+
+static void
+server_free (Server *server)
+{
+  if (server->pid > 0)
+    {
+      kill (server->pid, SIGKILL);
+      waitpid (server->pid, NULL, 0);
+    }
+  if (server->out_fd >= 0)
+    close (server->out_fd);
+  g_free (server->url);
+  g_free (server);
+}
+
+static gboolean
+server_running (Server *server)
+{
+  return server->pid > 0;
+}
+
+/* Reads one line from @fd within @timeout_ms, or NULL. */
+static char *
+read_line_timeout (int  fd,
+                   int  timeout_ms)
+{
+  g_autoptr(GString) line = g_string_new (NULL);
+  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+
+  for (;;)
+    {
+      struct pollfd pfd = { fd, POLLIN, 0 };
+      gint64 left = (deadline - g_get_monotonic_time ()) / 1000;
+      char c;
+      ssize_t n;
+
+      if (left <= 0)
+        return NULL;
+      if (poll (&pfd, 1, (int) left) <= 0)
+        continue;
+      n = read (fd, &c, 1);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        return NULL;
+      if (c == '\n')
+        return g_string_free (g_steal_pointer (&line), FALSE);
+      g_string_append_c (line, c);
+    }
+}
+
+/* Starts relais-server on @store_uri, on 127.0.0.1 and a free port, its
+ * stderr in a file of @log_dir, and waits for its one line. */
+static Server *
+server_start_full (const char *store_uri,
+                   const char *log_dir,
+                   const char *cert,
+                   const char *key)
+{
+  static guint n_logs;
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  g_autoptr(GError) error = NULL;
+  g_autofree char *line = NULL;
+  g_autofree char *log_name = g_strdup_printf ("server-%03u.log", ++n_logs);
+  g_autofree char *log = g_build_filename (log_dir, log_name, NULL);
+  Server *server = g_new0 (Server, 1);
+  const char *prefix = cert != NULL ? "relais-server: listening on https://" : "relais-server: listening on http://";
+  const char *port_text;
+  guint64 port = 0;
+  int log_fd;
+
+  g_ptr_array_add (argv, (char *) server_path ());
+  g_ptr_array_add (argv, "serve");
+  g_ptr_array_add (argv, "--store");
+  g_ptr_array_add (argv, (char *) store_uri);
+  g_ptr_array_add (argv, "--listen");
+  g_ptr_array_add (argv, "127.0.0.1:0");
+  if (cert != NULL)
+    {
+      g_ptr_array_add (argv, "--tls-cert");
+      g_ptr_array_add (argv, (char *) cert);
+      g_ptr_array_add (argv, "--tls-key");
+      g_ptr_array_add (argv, (char *) key);
+    }
+  g_ptr_array_add (argv, NULL);
+
+  /* Its log goes to a file: looked into for markers, shown when a test
+   * fails. */
+  log_fd = open (log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  g_assert_cmpint (log_fd, >=, 0);
+  server->out_fd = -1;
+  g_assert_true (g_spawn_async_with_pipes_and_fds (NULL, (const char * const *) argv->pdata, NULL,
+                                                   G_SPAWN_DO_NOT_REAP_CHILD, server_child_setup, NULL,
+                                                   -1, -1, log_fd, NULL, NULL, 0,
+                                                   &server->pid, NULL, &server->out_fd, NULL,
+                                                   &error));
+  g_assert_no_error (error);
+  close (log_fd);
+  line = read_line_timeout (server->out_fd, 30000);
+  if (line == NULL)
+    {
+      g_autofree char *text = NULL;
+
+      g_file_get_contents (log, &text, NULL, NULL);
+      g_error ("relais-server did not say it was listening: %s", text);
+    }
+  g_test_message ("%s", line);
+  g_assert_true (g_str_has_prefix (line, prefix));
+  port_text = strrchr (line, ':');
+  g_assert_nonnull (port_text);
+  g_assert_true (g_ascii_string_to_unsigned (port_text + 1, 10, 1, 65535, &port, NULL));
+  server->port = (guint16) port;
+  server->url = g_strdup (line + strlen ("relais-server: listening on "));
+  return server;
+}
+
+static Server *
+server_start (const char *store_uri,
+              const char *log_dir)
+{
+  return server_start_full (store_uri, log_dir, NULL, NULL);
+}
+
+/* SIGTERM: the server stops cleanly, exit 0, within 30 s. */
+static void
+server_stop (Server *server)
+{
+  gint64 deadline = g_get_monotonic_time () + 30 * G_USEC_PER_SEC;
+  int status = 0;
+  pid_t done;
+
+  g_assert_true (server->pid > 0);
+  kill (server->pid, SIGTERM);
+  while ((done = waitpid (server->pid, &status, WNOHANG)) == 0)
+    {
+      if (g_get_monotonic_time () > deadline)
+        g_error ("relais-server did not stop within 30 s of SIGTERM");
+      g_usleep (10 * 1000);
+    }
+  g_assert_cmpint (done, ==, server->pid);
+  server->pid = 0;
+  if (!WIFEXITED (status))
+    g_test_message ("relais-server ended by signal %d", WTERMSIG (status));
+  g_assert_true (WIFEXITED (status));
+  g_assert_cmpint (WEXITSTATUS (status), ==, 0);
+}
+
+static void
+server_kill (Server *server)
+{
+  g_assert_true (server->pid > 0);
+  kill (server->pid, SIGKILL);
+  waitpid (server->pid, NULL, 0);
+  server->pid = 0;
+}
+
+/* ---- A test's world: one store, one server, devices ------------------- */
+
+typedef struct _Ctx Ctx;
+
+typedef struct {
+  Ctx  *ctx;
+  char *label;
+  char *vault;
+  char *pass;
+  char *user_id;
+  char *device_id;
+  char *user_name;
+} Device;
+
+struct _Ctx {
+  StoreKind  kind;
+  char      *dir;
+  char      *store_uri;
+  char      *sqlite_path;
+  char      *pg_dbname;
+  Server    *server;
+  RelaisFaultProxy *proxy;  /* in front of the server, when a test wants one */
+  GPtrArray *devices;   /* Device */
+  GPtrArray *markers;   /* char *, written by devices, never to be seen by the server */
+  guint      serial;
+};
+
+static void
+device_free (Device *dev)
+{
+  g_free (dev->label);
+  g_free (dev->vault);
+  g_free (dev->pass);
+  g_free (dev->user_id);
+  g_free (dev->device_id);
+  g_free (dev->user_name);
+  g_free (dev);
+}
+
+static void check_markers_absent (Ctx *ctx);
+static void admin_run (Ctx *ctx, Run *run, const char *first, ...) G_GNUC_NULL_TERMINATED;
+
+/* The server logs of this test, in the order they were started. */
+static GPtrArray *
+server_logs (Ctx *ctx)
+{
+  g_autoptr(GDir) dir = g_dir_open (ctx->dir, 0, NULL);
+  GPtrArray *logs = g_ptr_array_new_with_free_func (g_free);
+  const char *name;
+
+  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
+    if (g_str_has_prefix (name, "server-") && g_str_has_suffix (name, ".log"))
+      g_ptr_array_add (logs, g_build_filename (ctx->dir, name, NULL));
+  g_ptr_array_sort (logs, (GCompareFunc) g_strcmp0);
+  return logs;
+}
+
+static void
+show_server_logs (Ctx *ctx)
+{
+  g_autoptr(GPtrArray) logs = server_logs (ctx);
+
+  for (guint i = 0; i < logs->len; i++)
+    {
+      g_autofree char *text = NULL;
+
+      if (g_file_get_contents (logs->pdata[i], &text, NULL, NULL))
+        g_test_message ("%s:\n%s", (char *) logs->pdata[i], text);
+    }
+}
+
+static void
+ctx_setup (Ctx           *ctx,
+           gconstpointer  data)
+{
+  ctx->kind = GPOINTER_TO_INT (data);
+  ctx->dir = relais_test_make_tmpdir ("relais-test-sync");
+  ctx->devices = g_ptr_array_new_with_free_func ((GDestroyNotify) device_free);
+  ctx->markers = g_ptr_array_new_with_free_func (g_free);
+
+  if (ctx->kind == STORE_PG)
+    {
+      g_autoptr(GError) error = NULL;
+
+      if (!pg_available ())
+        {
+          g_test_skip (pg_skip_reason);
+          return;
+        }
+      ctx->pg_dbname = g_strdup_printf ("relais_sync_%u", ++pg_databases);
+      ctx->store_uri = relais_test_pg_create_database (pg_cluster, ctx->pg_dbname, &error);
+      g_assert_no_error (error);
+      /* While the PostgreSQL store is being written, relais-server says
+       * so: skip, saying why, rather than fail on what is not there. */
+      {
+        g_auto(Run) run = { 0 };
+
+        admin_run (ctx, &run, "user", "list", NULL);
+        if (run.status != 0 && strstr (run.err, "not available in this build") != NULL)
+          {
+            g_strchomp (run.err);
+            g_test_skip (run.err);
+            return;
+          }
+      }
+    }
+  else
+    {
+      ctx->sqlite_path = g_build_filename (ctx->dir, "server.db", NULL);
+      ctx->store_uri = g_strconcat ("sqlite:", ctx->sqlite_path, NULL);
+    }
+  ctx->server = server_start (ctx->store_uri, ctx->dir);
+}
+
+static void
+ctx_teardown (Ctx           *ctx,
+              gconstpointer  data)
+{
+  if (ctx->server != NULL)
+    {
+      if (server_running (ctx->server))
+        server_stop (ctx->server);
+      /* Whatever the scenario, the server never saw a marker in clear. */
+      if (!g_test_failed ())
+        check_markers_absent (ctx);
+      server_free (ctx->server);
+    }
+  if (g_test_failed ())
+    show_server_logs (ctx);
+  g_clear_pointer (&ctx->proxy, relais_fault_proxy_free);
+  g_ptr_array_unref (ctx->devices);
+  g_ptr_array_unref (ctx->markers);
+  relais_test_rm_rf (ctx->dir);
+  g_free (ctx->dir);
+  g_free (ctx->store_uri);
+  g_free (ctx->sqlite_path);
+  g_free (ctx->pg_dbname);
+}
+
+static gboolean
+ctx_skipped (Ctx *ctx)
+{
+  return ctx->server == NULL;
+}
+
+/* A fault proxy in front of the server; its URL is what devices enrol
+ * with when they are to meet faults, or a server restarted on another
+ * port. */
+static RelaisFaultProxy *
+ctx_proxy (Ctx *ctx)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (ctx->proxy == NULL)
+    {
+      ctx->proxy = relais_fault_proxy_new (ctx->server->port, &error);
+      g_assert_no_error (error);
+    }
+  return ctx->proxy;
+}
+
+/* Stops (SIGTERM, or SIGKILL when @kill) and starts the server again on
+ * the same store; the proxy follows it to its new port. */
+static void
+ctx_restart_server (Ctx      *ctx,
+                    gboolean  kill_it)
+{
+  Server *again;
+
+  if (server_running (ctx->server))
+    {
+      if (kill_it)
+        server_kill (ctx->server);
+      else
+        server_stop (ctx->server);
+    }
+  again = server_start (ctx->store_uri, ctx->dir);
+  server_free (ctx->server);
+  ctx->server = again;
+  if (ctx->proxy != NULL)
+    relais_fault_proxy_set_upstream (ctx->proxy, again->port);
+}
+
+/* A value no one could guess, remembered as a marker. */
+static char *
+marker (Ctx        *ctx,
+        const char *prefix)
+{
+  char *m = g_strdup_printf ("%s%08x%08x", prefix, g_random_int (), g_random_int ());
+
+  g_ptr_array_add (ctx->markers, g_strdup (m));
+  return m;
+}
+
+/* ---- relais-server's administration ----------------------------------- */
+
+/* Runs relais-server NOUN VERB --store URI ARGS... (every administration
+ * command is two words). */
+static void
+admin_run (Ctx        *ctx,
+           Run        *run,
+           const char *first,
+           ...)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  g_auto(GStrv) env = g_get_environ ();
+  va_list args;
+  guint words = 0;
+
+  g_ptr_array_add (argv, (char *) server_path ());
+  va_start (args, first);
+  for (const char *arg = first; arg != NULL; arg = va_arg (args, const char *))
+    {
+      g_ptr_array_add (argv, (char *) arg);
+      if (++words == 2)
+        {
+          g_ptr_array_add (argv, "--store");
+          g_ptr_array_add (argv, ctx->store_uri);
+        }
+    }
+  va_end (args);
+  g_assert_cmpuint (words, >=, 2);
+  run_argv (run, argv, env);
+  if (run->status != 0)
+    g_test_message ("relais-server %s: %d %s", first, run->status, run->err);
+}
+
+static char *
+one_line (const char *text)
+{
+  g_assert_nonnull (text);
+  g_assert_cmpuint (count_lines (text), ==, 1);
+  return g_strstrip (g_strdup (text));
+}
+
+/* A new user; returns the enrolment code. */
+static char *
+user_add (Ctx        *ctx,
+          const char *name,
+          const char *org,
+          gboolean    admin)
+{
+  g_auto(Run) run = { 0 };
+
+  if (admin)
+    admin_run (ctx, &run, "user", "add", "--name", name, "--org", org, "--admin", NULL);
+  else
+    admin_run (ctx, &run, "user", "add", "--name", name, "--org", org, NULL);
+  g_assert_cmpint (run.status, ==, 0);
+  return one_line (run.out);
+}
+
+static JsonNode *
+parse_json (const char *text)
+{
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(GError) error = NULL;
+
+  if (!json_parser_load_from_data (parser, text, -1, &error))
+    g_test_message ("not JSON: %s", text);
+  g_assert_no_error (error);
+  return json_node_copy (json_parser_get_root (parser));
+}
+
+static char *
+user_id_of (Ctx        *ctx,
+            const char *name)
+{
+  g_auto(Run) run = { 0 };
+  g_autoptr(JsonNode) root = NULL;
+  JsonArray *users;
+  char *found = NULL;
+
+  admin_run (ctx, &run, "user", "list", "--json", NULL);
+  g_assert_cmpint (run.status, ==, 0);
+  root = parse_json (run.out);
+  users = json_node_get_array (root);
+  for (guint i = 0; i < json_array_get_length (users); i++)
+    {
+      JsonObject *user = json_array_get_object_element (users, i);
+
+      if (g_strcmp0 (json_object_get_string_member (user, "name"), name) == 0)
+        {
+          g_assert_null (found);
+          found = g_strdup (json_object_get_string_member (user, "user_id"));
+        }
+    }
+  g_assert_nonnull (found);
+  return found;
+}
+
+/* ---- relaisctl on a device -------------------------------------------- */
+
+static char **
+make_env (const char        *passphrase,
+          const char *const *extra)
+{
+  char **env = g_get_environ ();
+
+  env = g_environ_unsetenv (env, "RELAIS_PASSPHRASE");
+  env = g_environ_unsetenv (env, "RELAIS_NEW_PASSPHRASE");
+  env = g_environ_setenv (env, "RELAIS_TEST_FAST_KDF", "1", TRUE);
+  if (passphrase != NULL)
+    env = g_environ_setenv (env, "RELAIS_PASSPHRASE", passphrase, TRUE);
+  for (guint i = 0; extra != NULL && extra[i] != NULL; i += 2)
+    env = g_environ_setenv (env, extra[i], extra[i + 1], TRUE);
+  return env;
+}
+
+/* relaisctl ARGS... --vault DEV's vault, with @passphrase (NULL: none). */
+static void
+ctl_full (Run               *run,
+          Device            *dev,
+          const char        *passphrase,
+          const char *const *extra_env,
+          const char        *first,
+          va_list            args)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  g_auto(GStrv) env = make_env (passphrase, extra_env);
+
+  g_ptr_array_add (argv, (char *) relaisctl_path ());
+  for (const char *arg = first; arg != NULL; arg = va_arg (args, const char *))
+    g_ptr_array_add (argv, (char *) arg);
+  if (dev != NULL)
+    {
+      g_ptr_array_add (argv, "--vault");
+      g_ptr_array_add (argv, dev->vault);
+    }
+  run_argv (run, argv, env);
+}
+
+/* With the device's passphrase. */
+static void
+ctl (Run        *run,
+     Device     *dev,
+     const char *first,
+     ...)
+{
+  va_list args;
+
+  va_start (args, first);
+  ctl_full (run, dev, dev != NULL ? dev->pass : NULL, NULL, first, args);
+  va_end (args);
+}
+
+/* Without any passphrase. */
+static void
+ctl_nopass (Run        *run,
+            Device     *dev,
+            const char *first,
+            ...)
+{
+  va_list args;
+
+  va_start (args, first);
+  ctl_full (run, dev, NULL, NULL, first, args);
+  va_end (args);
+}
+
+/* The same, asserting success, returning stdout. */
+static char *
+ctl_ok (Device     *dev,
+        const char *first,
+        ...)
+{
+  Run run = { 0 };
+  va_list args;
+
+  va_start (args, first);
+  ctl_full (&run, dev, dev->pass, NULL, first, args);
+  va_end (args);
+  if (run.status != 0)
+    g_test_message ("relaisctl %s on %s: %d, stderr: %s", first, dev->label, run.status, run.err);
+  g_assert_cmpint (run.status, ==, 0);
+  g_free (run.err);
+  return run.out;
+}
+
+/* A refusal: exit status 1 and one line on stderr. */
+static void
+assert_refused (Run        *run,
+                const char *needle)
+{
+  if (run->status != 1 || count_lines (run->err) != 1)
+    g_test_message ("status %d, stdout: %s, stderr: %s", run->status, run->out, run->err);
+  g_assert_cmpint (run->status, ==, 1);
+  g_assert_cmpuint (count_lines (run->err), ==, 1);
+  if (needle != NULL)
+    g_assert_nonnull (strcasestr (run->err, needle));
+}
+
+static Device *
+device_new_pass (Ctx        *ctx,
+                 const char *label,
+                 const char *pass)
+{
+  Device *dev = g_new0 (Device, 1);
+  g_auto(Run) run = { 0 };
+
+  dev->ctx = ctx;
+  dev->label = g_strdup (label);
+  dev->vault = g_build_filename (ctx->dir, label, NULL);
+  dev->pass = g_strdup (pass);
+  ctl (&run, dev, "init", NULL);
+  g_assert_cmpint (run.status, ==, 0);
+  g_ptr_array_add (ctx->devices, dev);
+  return dev;
+}
+
+static Device *
+device_new (Ctx        *ctx,
+            const char *label)
+{
+  return device_new_pass (ctx, label, PASS);
+}
+
+/* relaisctl enroll; returns the run for the caller to check. */
+static void
+enroll_run (Run        *run,
+            Device     *dev,
+            const char *url,
+            const char *code,
+            const char *cacert)
+{
+  g_autofree char *name = g_strdup_printf ("laptop %s", dev->label);
+
+  if (cacert != NULL)
+    ctl (run, dev, "enroll", "--server", url, "--code", code, "--name", name, "--cacert", cacert, NULL);
+  else
+    ctl (run, dev, "enroll", "--server", url, "--code", code, "--name", name, NULL);
+}
+
+static void
+enroll (Device     *dev,
+        const char *url,
+        const char *code,
+        const char *cacert)
+{
+  g_auto(Run) run = { 0 };
+  g_auto(GStrv) words = NULL;
+
+  enroll_run (&run, dev, url, code, cacert);
+  if (run.status != 0)
+    g_test_message ("enroll %s: %s", dev->label, run.err);
+  g_assert_cmpint (run.status, ==, 0);
+  /* enrolled as USER_ID, device DEVICE_ID */
+  g_assert_cmpuint (count_lines (run.out), ==, 1);
+  g_assert_true (g_str_has_prefix (run.out, "enrolled as "));
+  g_strchomp (run.out);
+  words = g_strsplit (run.out + strlen ("enrolled as "), ", device ", 2);
+  g_assert_cmpuint (g_strv_length (words), ==, 2);
+  g_free (dev->user_id);
+  g_free (dev->device_id);
+  dev->user_id = g_strdup (words[0]);
+  dev->device_id = g_strdup (words[1]);
+  g_assert_cmpstr (dev->user_id, !=, "");
+  g_assert_cmpstr (dev->device_id, !=, "");
+}
+
+/* A new user of @org with one device enrolled at @url (NULL: the
+ * server's). */
+static Device *
+member_new_at (Ctx        *ctx,
+               const char *label,
+               const char *org,
+               const char *url,
+               gboolean    admin)
+{
+  g_autofree char *name = g_strdup_printf ("User %s %u", label, ++ctx->serial);
+  g_autofree char *code = user_add (ctx, name, org, admin);
+  Device *dev = device_new (ctx, label);
+
+  dev->user_name = g_strdup (name);
+  enroll (dev, url != NULL ? url : ctx->server->url, code, NULL);
+  {
+    g_autofree char *listed = user_id_of (ctx, name);
+    g_assert_cmpstr (listed, ==, dev->user_id);
+  }
+  return dev;
+}
+
+static Device *
+member_new (Ctx        *ctx,
+            const char *label,
+            const char *org)
+{
+  return member_new_at (ctx, label, org, NULL, FALSE);
+}
+
+/* ---- Sync --------------------------------------------------------------- */
+
+typedef struct {
+  guint pushed;
+  guint pulled;
+  guint conflicts;
+} SyncCounts;
+
+static gboolean
+parse_sync_line (const char  *out,
+                 SyncCounts  *counts)
+{
+  SyncCounts c = { 0 };
+  int end = 0;
+
+  if (out == NULL
+      || sscanf (out, "pushed %u, pulled %u, conflicts %u%n", &c.pushed, &c.pulled, &c.conflicts, &end) != 3
+      || g_strcmp0 (out + end, "\n") != 0)
+    return FALSE;
+  if (counts != NULL)
+    *counts = c;
+  return TRUE;
+}
+
+static SyncCounts
+sync_ok (Device *dev)
+{
+  g_auto(Run) run = { 0 };
+  SyncCounts counts = { 0 };
+
+  ctl (&run, dev, "sync", NULL);
+  if (run.status != 0)
+    g_test_message ("sync %s: %d, stdout: %s stderr: %s", dev->label, run.status, run.out, run.err);
+  g_assert_cmpint (run.status, ==, 0);
+  if (!parse_sync_line (run.out, &counts))
+    g_test_message ("sync %s printed: %s", dev->label, run.out);
+  g_assert_true (parse_sync_line (run.out, &counts));
+  g_test_message ("sync %s: pushed %u, pulled %u, conflicts %u",
+                  dev->label, counts.pushed, counts.pulled, counts.conflicts);
+  return counts;
+}
+
+/* A sync that could not complete: not 0, and no claim of success. */
+static void
+assert_sync_failed (Run        *run,
+                    const char *what)
+{
+  g_test_message ("%s: status %d, stdout: %s, stderr: %s", what, run->status, run->out, run->err);
+  g_assert_cmpint (run->status, !=, 0);
+  g_assert_cmpint (run->status, <, 128);
+  g_assert_null (strstr (run->out, "pushed"));
+  g_assert_cmpuint (count_lines (run->err), >=, 1);
+}
+
+static void
+sync_fails (Device     *dev,
+            const char *what)
+{
+  g_auto(Run) run = { 0 };
+
+  ctl (&run, dev, "sync", NULL);
+  assert_sync_failed (&run, what);
+}
+
+/* Every device syncs, in order, @times times. */
+static void
+sync_all (Device **devs,
+          guint    n,
+          guint    times)
+{
+  for (guint t = 0; t < times; t++)
+    for (guint i = 0; i < n; i++)
+      sync_ok (devs[i]);
+}
+
+/* ---- Dossiers ----------------------------------------------------------- */
+
+static char *
+person_add (Device *dev,
+            char  **out_last)
+{
+  g_autofree char *last = marker (dev->ctx, "Nom");
+  g_autofree char *out = NULL;
+  char *id;
+
+  out = ctl_ok (dev, "person", "add", "--last-name", last, "--first-name", "Hélène",
+                "--birth-date", "1984-03-12", NULL);
+  id = one_line (out);
+  g_assert_true (g_uuid_string_is_valid (id));
+  if (out_last != NULL)
+    *out_last = g_steal_pointer (&last);
+  return id;
+}
+
+static void
+person_edit (Device     *dev,
+             const char *id,
+             const char *option,
+             const char *value)
+{
+  g_autofree char *out = ctl_ok (dev, "person", "edit", id, option, value, NULL);
+}
+
+static char *
+note_add (Device     *dev,
+          const char *dossier,
+          const char *text)
+{
+  g_autofree char *out = ctl_ok (dev, "note", "add", dossier, text, NULL);
+
+  return one_line (out);
+}
+
+/* The texts of a dossier's journal (note list: date, author, text). */
+static GPtrArray *
+note_texts (Device     *dev,
+            const char *dossier)
+{
+  g_autofree char *out = ctl_ok (dev, "note", "list", dossier, NULL);
+  g_auto(GStrv) lines = g_strsplit (out, "\n", -1);
+  GPtrArray *texts = g_ptr_array_new_with_free_func (g_free);
+
+  for (guint i = 0; lines[i] != NULL; i++)
+    {
+      g_auto(GStrv) cols = NULL;
+
+      if (*lines[i] == '\0')
+        continue;
+      cols = g_strsplit (lines[i], "\t", 3);
+      g_assert_cmpuint (g_strv_length (cols), ==, 3);
+      g_ptr_array_add (texts, g_strdup (cols[2]));
+    }
+  return texts;
+}
+
+static guint
+count_string (GPtrArray  *strings,
+              const char *s)
+{
+  guint n = 0;
+
+  for (guint i = 0; i < strings->len; i++)
+    n += g_strcmp0 (g_ptr_array_index (strings, i), s) == 0;
+  return n;
+}
+
+/* Every text of @expected in the journal exactly once, and nothing else. */
+static void
+assert_notes_exactly (Device     *dev,
+                      const char *dossier,
+                      GPtrArray  *expected)
+{
+  g_autoptr(GPtrArray) texts = note_texts (dev, dossier);
+
+  for (guint i = 0; i < expected->len; i++)
+    {
+      guint n = count_string (texts, g_ptr_array_index (expected, i));
+
+      if (n != 1)
+        g_test_message ("%s: note %s found %u times", dev->label,
+                        (char *) g_ptr_array_index (expected, i), n);
+      g_assert_cmpuint (n, ==, 1);
+    }
+  g_assert_cmpuint (texts->len, ==, expected->len);
+}
+
+/* The export, without the time it was made: what two replicas that saw
+ * the same operations must print identically. */
+static JsonNode *
+export_json (Device *dev)
+{
+  g_autofree char *out = ctl_ok (dev, "export", NULL);
+  JsonNode *root = parse_json (out);
+
+  json_object_remove_member (json_node_get_object (root), "exported_at");
+  return root;
+}
+
+static char *
+node_to_string (JsonNode *node)
+{
+  g_autoptr(JsonGenerator) gen = json_generator_new ();
+
+  json_generator_set_root (gen, node);
+  json_generator_set_pretty (gen, TRUE);
+  return json_generator_to_data (gen, NULL);
+}
+
+static char *
+export_string (Device *dev)
+{
+  g_autoptr(JsonNode) root = export_json (dev);
+
+  return node_to_string (root);
+}
+
+/* One dossier of the export as text, or NULL when the device lacks it. */
+static char *
+export_dossier (Device     *dev,
+                const char *id)
+{
+  g_autoptr(JsonNode) root = export_json (dev);
+  JsonArray *dossiers = json_object_get_array_member (json_node_get_object (root), "dossiers");
+
+  for (guint i = 0; i < json_array_get_length (dossiers); i++)
+    {
+      JsonNode *node = json_array_get_element (dossiers, i);
+
+      if (g_strcmp0 (json_object_get_string_member (json_node_get_object (node), "id"), id) == 0)
+        return node_to_string (node);
+    }
+  return NULL;
+}
+
+static void
+assert_same_exports (Device **devs,
+                     guint    n)
+{
+  g_autofree char *first = export_string (devs[0]);
+
+  for (guint i = 1; i < n; i++)
+    {
+      g_autofree char *other = export_string (devs[i]);
+
+      if (g_strcmp0 (first, other) != 0)
+        g_test_message ("%s:\n%s\n%s:\n%s", devs[0]->label, first, devs[i]->label, other);
+      g_assert_cmpstr (first, ==, other);
+    }
+}
+
+static JsonNode *
+conflicts_json (Device *dev)
+{
+  g_autofree char *out = ctl_ok (dev, "conflicts", "--json", NULL);
+
+  return parse_json (out);
+}
+
+static void
+share (Device     *dev,
+       const char *dossier,
+       Device     *with)
+{
+  g_autofree char *out = ctl_ok (dev, "share", dossier, "--with", with->user_id, NULL);
+}
+
+/* ---- Markers: what the server holds is ciphertext --------------------- */
+
+static void
+assert_no_marker_in (Ctx          *ctx,
+                     const char   *what,
+                     const guint8 *data,
+                     gsize         len)
+{
+  for (guint i = 0; i < ctx->markers->len; i++)
+    {
+      const char *m = g_ptr_array_index (ctx->markers, i);
+
+      if (memmem (data, len, m, strlen (m)) != NULL)
+        g_error ("marker %s found in %s", m, what);
+    }
+}
+
+/* Every byte the server's store holds: the SQLite files as they are on
+ * disk (database, WAL, shared memory), or every table of the PostgreSQL
+ * database as pg_dump prints it. */
+static void
+check_markers_absent (Ctx *ctx)
+{
+  g_autoptr(GPtrArray) logs = server_logs (ctx);
+  guint checked = 0;
+
+  if (ctx->markers->len == 0)
+    return;
+  /* The server's logs: requests are logged without personal data. */
+  g_assert_cmpuint (logs->len, >=, 1);
+  for (guint i = 0; i < logs->len; i++)
+    {
+      g_autofree char *text = NULL;
+      gsize len = 0;
+
+      g_assert_true (g_file_get_contents (logs->pdata[i], &text, &len, NULL));
+      assert_no_marker_in (ctx, logs->pdata[i], (const guint8 *) text, len);
+    }
+  if (ctx->kind == STORE_SQLITE)
+    {
+      const char *suffixes[] = { "", "-wal", "-shm", "-journal" };
+
+      for (guint i = 0; i < G_N_ELEMENTS (suffixes); i++)
+        {
+          g_autofree char *path = g_strconcat (ctx->sqlite_path, suffixes[i], NULL);
+          g_autofree char *data = NULL;
+          gsize len = 0;
+
+          if (!g_file_get_contents (path, &data, &len, NULL))
+            continue;
+          assert_no_marker_in (ctx, path, (const guint8 *) data, len);
+          checked++;
+        }
+      /* The database at least, with something in it. */
+      g_assert_cmpuint (checked, >=, 1);
+    }
+  else
+    {
+      g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+      g_auto(GStrv) env = g_get_environ ();
+      g_auto(Run) run = { 0 };
+
+      g_ptr_array_add (argv, "pg_dump");
+      g_ptr_array_add (argv, "--data-only");
+      g_ptr_array_add (argv, "--inserts");
+      g_ptr_array_add (argv, ctx->store_uri);
+      run_argv (&run, argv, env);
+      if (run.status != 0)
+        g_test_message ("pg_dump: %s", run.err);
+      g_assert_cmpint (run.status, ==, 0);
+      /* The dump has the change sets in it (bytea as hex): not empty. */
+      g_assert_nonnull (strstr (run.out, "INSERT INTO"));
+      assert_no_marker_in (ctx, "pg_dump", (const guint8 *) run.out, strlen (run.out));
+      /* bytea in hex would hide a marker from the search above: look for
+       * each marker's hex too. */
+      for (guint i = 0; i < ctx->markers->len; i++)
+        {
+          const char *m = g_ptr_array_index (ctx->markers, i);
+          g_autoptr(GString) hex = g_string_new (NULL);
+
+          for (const char *p = m; *p != '\0'; p++)
+            g_string_append_printf (hex, "%02x", (guint8) *p);
+          if (strstr (run.out, hex->str) != NULL)
+            g_error ("marker %s found in pg_dump (hex)", m);
+        }
+    }
+}
+
+/* ---- Scenarios ---------------------------------------------------------- */
+
+/* Three référents of three organisations.  A shares a dossier with B and
+ * not with C: B gets all of it, and what B writes comes back to A; C gets
+ * nothing of it, ever. */
+static void
+test_share_three_orgs (Ctx           *ctx,
+                       gconstpointer  data)
+{
+  Device *a, *b, *c;
+  g_autofree char *shared = NULL;
+  g_autofree char *private = NULL;
+  g_autofree char *shared_last = NULL;
+  g_autofree char *private_last = NULL;
+  g_autofree char *note_a = NULL;
+  g_autofree char *note_b = NULL;
+  g_autofree char *city = NULL;
+  SyncCounts counts;
+
+  if (ctx_skipped (ctx))
+    return;
+  a = member_new (ctx, "a", "CCAS Aurillac");
+  b = member_new (ctx, "b", "France Travail Cantal");
+  c = member_new (ctx, "c", "Mission locale");
+
+  shared = person_add (a, &shared_last);
+  private = person_add (a, &private_last);
+  note_a = marker (ctx, "note-a-");
+  g_free (note_add (a, shared, note_a));
+  city = marker (ctx, "Ville");
+  person_edit (a, shared, "--city", city);
+
+  counts = sync_ok (a);
+  g_assert_cmpuint (counts.pushed, >=, 2);
+  share (a, shared, b);
+  sync_ok (a);
+
+  /* B pulls the shared dossier whole, and nothing of the other. */
+  counts = sync_ok (b);
+  g_assert_cmpuint (counts.pulled, >=, 1);
+  {
+    g_autofree char *exported = export_string (b);
+    g_autofree char *on_a = export_dossier (a, shared);
+    g_autofree char *on_b = export_dossier (b, shared);
+
+    g_assert_nonnull (strstr (exported, shared_last));
+    g_assert_nonnull (strstr (exported, note_a));
+    g_assert_nonnull (strstr (exported, city));
+    g_assert_null (strstr (exported, private));
+    g_assert_null (strstr (exported, private_last));
+    g_assert_nonnull (on_b);
+    g_assert_cmpstr (on_a, ==, on_b);
+  }
+
+  /* C pulls nothing at all. */
+  counts = sync_ok (c);
+  g_assert_cmpuint (counts.pulled, ==, 0);
+
+  /* B writes, A reads it; C still pulls nothing. */
+  note_b = marker (ctx, "note-b-");
+  g_free (note_add (b, shared, note_b));
+  counts = sync_ok (b);
+  g_assert_cmpuint (counts.pushed, >=, 1);
+  counts = sync_ok (a);
+  g_assert_cmpuint (counts.pulled, >=, 1);
+  counts = sync_ok (c);
+  g_assert_cmpuint (counts.pulled, ==, 0);
+  sync_ok (b);
+
+  {
+    g_autofree char *on_a = export_dossier (a, shared);
+    g_autofree char *on_b = export_dossier (b, shared);
+    g_autofree char *exported_c = export_string (c);
+
+    g_assert_nonnull (strstr (on_a, note_b));
+    g_assert_cmpstr (on_a, ==, on_b);
+    g_assert_null (strstr (exported_c, shared));
+    g_assert_null (strstr (exported_c, shared_last));
+    g_assert_null (strstr (exported_c, note_a));
+    g_assert_null (strstr (exported_c, note_b));
+  }
+}
+
+/* Two référents edit the same field offline.  Both converge to one value;
+ * both list the other as a conflict with its author; resolving it on one
+ * closes it everywhere. */
+static void
+test_concurrent_edit (Ctx           *ctx,
+                      gconstpointer  data)
+{
+  Device *a, *b;
+  Device *both[2];
+  g_autofree char *id = NULL;
+  g_autofree char *city_a = NULL;
+  g_autofree char *city_b = NULL;
+  g_autofree char *winner = NULL;
+  g_autofree char *loser = NULL;
+  const char *loser_author = NULL;
+  SyncCounts counts;
+
+  if (ctx_skipped (ctx))
+    return;
+  a = member_new (ctx, "a", "CCAS Aurillac");
+  b = member_new (ctx, "b", "France Travail Cantal");
+  both[0] = a;
+  both[1] = b;
+  id = person_add (a, NULL);
+  sync_ok (a);
+  share (a, id, b);
+  sync_all (both, 2, 1);
+
+  /* Offline, each writes its own city. */
+  city_a = marker (ctx, "Aurillac-");
+  city_b = marker (ctx, "Murat-");
+  person_edit (a, id, "--city", city_a);
+  person_edit (b, id, "--city", city_b);
+
+  sync_ok (a);
+  counts = sync_ok (b);
+  g_assert_cmpuint (counts.conflicts, ==, 1);
+  counts = sync_ok (a);
+  g_assert_cmpuint (counts.conflicts, ==, 1);
+  assert_same_exports (both, 2);
+
+  for (guint i = 0; i < 2; i++)
+    {
+      g_autoptr(JsonNode) root = conflicts_json (both[i]);
+      JsonArray *list = json_node_get_array (root);
+      JsonObject *conflict;
+      JsonArray *values;
+      const char *first, *second;
+
+      g_assert_cmpuint (json_array_get_length (list), ==, 1);
+      conflict = json_array_get_object_element (list, 0);
+      g_assert_cmpstr (json_object_get_string_member (conflict, "dossier"), ==, id);
+      g_assert_cmpstr (json_object_get_string_member (conflict, "entity_id"), ==, id);
+      g_assert_cmpstr (json_object_get_string_member (conflict, "field"), ==, "city");
+      values = json_object_get_array_member (conflict, "values");
+      g_assert_cmpuint (json_array_get_length (values), ==, 2);
+      first = json_object_get_string_member (json_array_get_object_element (values, 0), "value");
+      second = json_object_get_string_member (json_array_get_object_element (values, 1), "value");
+      g_assert_true ((g_str_equal (first, city_a) && g_str_equal (second, city_b))
+                     || (g_str_equal (first, city_b) && g_str_equal (second, city_a)));
+      if (winner == NULL)
+        {
+          winner = g_strdup (first);
+          loser = g_strdup (second);
+          loser_author = g_str_equal (loser, city_a) ? a->user_id : b->user_id;
+        }
+      /* The same winner on both, the loser listed with its author. */
+      g_assert_cmpstr (first, ==, winner);
+      g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (values, 1), "author"),
+                       ==, loser_author);
+    }
+
+  /* B picks the losing value: after syncs it wins everywhere, and no
+   * conflict is left. */
+  {
+    g_autofree char *out = ctl_ok (b, "conflicts", "resolve", id, "city", "--pick", "2", NULL);
+  }
+  counts = sync_ok (b);
+  g_assert_cmpuint (counts.conflicts, ==, 0);
+  counts = sync_ok (a);
+  g_assert_cmpuint (counts.conflicts, ==, 0);
+  for (guint i = 0; i < 2; i++)
+    {
+      g_autoptr(JsonNode) root = conflicts_json (both[i]);
+      g_autofree char *dossier = export_dossier (both[i], id);
+      g_autofree char *expected = g_strdup_printf ("\"city\" : \"%s\"", loser);
+
+      g_assert_cmpuint (json_array_get_length (json_node_get_array (root)), ==, 0);
+      g_assert_nonnull (strstr (dossier, expected));
+    }
+  assert_same_exports (both, 2);
+}
+
+/* Dozens of notes written on both sides, offline, then synced in a tangle:
+ * each is present exactly once everywhere. */
+static void
+test_many_notes (Ctx           *ctx,
+                 gconstpointer  data)
+{
+  Device *a, *b;
+  Device *both[2];
+  g_autofree char *id = NULL;
+  g_autoptr(GPtrArray) texts = g_ptr_array_new_with_free_func (g_free);
+
+  if (ctx_skipped (ctx))
+    return;
+  a = member_new (ctx, "a", "CCAS Aurillac");
+  b = member_new (ctx, "b", "France Travail Cantal");
+  both[0] = a;
+  both[1] = b;
+  id = person_add (a, NULL);
+  sync_ok (a);
+  share (a, id, b);
+  sync_all (both, 2, 1);
+
+  for (guint i = 0; i < 40; i++)
+    {
+      Device *dev = both[i % 2];
+      char *text = marker (ctx, i % 2 ? "note-b-" : "note-a-");
+
+      g_free (note_add (dev, id, text));
+      g_ptr_array_add (texts, text);
+      /* Syncs in between, on one side or the other. */
+      if (i % 7 == 3)
+        sync_ok (both[(i / 7) % 2]);
+    }
+  sync_all (both, 2, 2);
+  assert_notes_exactly (a, id, texts);
+  assert_notes_exactly (b, id, texts);
+  assert_same_exports (both, 2);
+}
+
+/* A référent's second laptop: a new code for the same user, the same
+ * passphrase, and every dossier they are in comes back (their own and one
+ * a colleague shared).  A wrong passphrase is refused with one line. */
+static void
+test_second_device (Ctx           *ctx,
+                    gconstpointer  data)
+{
+  Device *a, *b, *a2, *wrong;
+  Device *pair[2];
+  g_autofree char *own = NULL;
+  g_autofree char *from_b = NULL;
+  g_autofree char *code = NULL;
+  g_autofree char *code2 = NULL;
+  g_autofree char *note = NULL;
+  SyncCounts counts;
+
+  if (ctx_skipped (ctx))
+    return;
+  a = member_new (ctx, "a", "CCAS Aurillac");
+  b = member_new (ctx, "b", "France Travail Cantal");
+  own = person_add (a, NULL);
+  from_b = person_add (b, NULL);
+  g_free (note_add (a, own, "premier entretien"));
+  sync_ok (a);
+  sync_ok (b);
+  share (b, from_b, a);
+  sync_ok (b);
+  sync_ok (a);
+
+  /* relais-server user code USER_ID: a new code, alone on its line. */
+  {
+    g_auto(Run) run = { 0 };
+
+    admin_run (ctx, &run, "user", "code", a->user_id, NULL);
+    g_assert_cmpint (run.status, ==, 0);
+    code = one_line (run.out);
+  }
+  a2 = device_new (ctx, "a2");
+  enroll (a2, ctx->server->url, code, NULL);
+  g_assert_cmpstr (a2->user_id, ==, a->user_id);
+  g_assert_cmpstr (a2->device_id, !=, a->device_id);
+  counts = sync_ok (a2);
+  g_assert_cmpuint (counts.pulled, >=, 2);
+  pair[0] = a;
+  pair[1] = a2;
+  assert_same_exports (pair, 2);
+
+  /* What the new laptop writes reaches the old one and the colleague. */
+  note = marker (ctx, "note-a2-");
+  g_free (note_add (a2, from_b, note));
+  sync_ok (a2);
+  sync_ok (a);
+  sync_ok (b);
+  {
+    g_autofree char *on_a = export_dossier (a, from_b);
+    g_autofree char *on_b = export_dossier (b, from_b);
+
+    g_assert_nonnull (strstr (on_a, note));
+    g_assert_cmpstr (on_a, ==, on_b);
+  }
+
+  /* Another laptop whose passphrase is not the user's: refused, one line. */
+  {
+    g_auto(Run) run = { 0 };
+
+    admin_run (ctx, &run, "user", "code", a->user_id, NULL);
+    g_assert_cmpint (run.status, ==, 0);
+    code2 = one_line (run.out);
+  }
+  wrong = device_new_pass (ctx, "wrong", "not the passphrase");
+  {
+    g_auto(Run) run = { 0 };
+
+    enroll_run (&run, wrong, ctx->server->url, code2, NULL);
+    assert_refused (&run, "passphrase");
+  }
+  {
+    g_auto(Run) run = { 0 };
+
+    /* Not enrolled: sync refuses too, and the vault has no dossier. */
+    ctl (&run, wrong, "sync", NULL);
+    g_assert_cmpint (run.status, ==, 1);
+    g_assert_null (strstr (run.out, "pushed"));
+  }
+  {
+    g_autofree char *exported = export_string (wrong);
+
+    g_assert_null (strstr (exported, own));
+    g_assert_null (strstr (exported, from_b));
+  }
+}
+
+/* Unshare: the removed member gets nothing written after the removal. */
+static void
+test_unshare (Ctx           *ctx,
+              gconstpointer  data)
+{
+  Device *a, *b, *c;
+  g_autofree char *id = NULL;
+  g_autofree char *before = NULL;
+  g_autofree char *after = NULL;
+  g_autofree char *city = NULL;
+  SyncCounts counts;
+
+  if (ctx_skipped (ctx))
+    return;
+  a = member_new (ctx, "a", "CCAS Aurillac");
+  b = member_new (ctx, "b", "France Travail Cantal");
+  c = member_new (ctx, "c", "Mission locale");
+  id = person_add (a, NULL);
+  before = marker (ctx, "avant-");
+  g_free (note_add (a, id, before));
+  sync_ok (a);
+  share (a, id, b);
+  share (a, id, c);
+  sync_ok (b);
+  sync_ok (c);
+  {
+    g_autofree char *on_b = export_dossier (b, id);
+
+    g_assert_nonnull (on_b);
+    g_assert_nonnull (strstr (on_b, before));
+  }
+
+  {
+    g_autofree char *out = ctl_ok (a, "unshare", id, "--with", b->user_id, NULL);
+  }
+  after = marker (ctx, "apres-");
+  city = marker (ctx, "Ville");
+  g_free (note_add (a, id, after));
+  person_edit (a, id, "--city", city);
+  counts = sync_ok (a);
+  g_assert_cmpuint (counts.pushed, >=, 1);
+
+  /* B pulls nothing new; C, still a member, gets it all. */
+  counts = sync_ok (b);
+  g_assert_cmpuint (counts.pulled, ==, 0);
+  {
+    g_autofree char *exported = export_string (b);
+
+    g_assert_null (strstr (exported, after));
+    g_assert_null (strstr (exported, city));
+  }
+  counts = sync_ok (c);
+  g_assert_cmpuint (counts.pulled, >=, 1);
+  {
+    g_autofree char *on_a = export_dossier (a, id);
+    g_autofree char *on_c = export_dossier (c, id);
+
+    g_assert_nonnull (strstr (on_c, after));
+    g_assert_cmpstr (on_a, ==, on_c);
+  }
+
+  /* C writes at the new epoch; A reads it; B still nothing. */
+  {
+    g_autofree char *later = marker (ctx, "plus-tard-");
+
+    g_free (note_add (c, id, later));
+    sync_ok (c);
+    sync_ok (a);
+    counts = sync_ok (b);
+    g_assert_cmpuint (counts.pulled, ==, 0);
+    {
+      g_autofree char *on_a = export_dossier (a, id);
+      g_autofree char *exported = export_string (b);
+
+      g_assert_nonnull (strstr (on_a, later));
+      g_assert_null (strstr (exported, later));
+    }
+  }
+}
+
+/* A forgotten passphrase: the administrator, holding the organisation's
+ * recovery key made offline, re-grants the user's dossiers to their new
+ * identity. */
+static void
+test_recovery (Ctx           *ctx,
+               gconstpointer  data)
+{
+  g_autofree char *key_file = g_build_filename (ctx->dir, "recovery.key", NULL);
+  g_autofree char *public_key = NULL;
+  g_autofree char *own = NULL;
+  g_autofree char *shared = NULL;
+  g_autofree char *note = NULL;
+  g_autofree char *code = NULL;
+  g_autofree char *new_name = NULL;
+  Device *admin, *u, *colleague, *u_new;
+  GStatBuf st;
+
+  if (ctx_skipped (ctx))
+    return;
+
+  /* Made offline, without a vault. */
+  {
+    g_auto(Run) run = { 0 };
+
+    ctl_nopass (&run, NULL, "recovery-key", "new", "--out", key_file, NULL);
+    if (run.status != 0)
+      g_test_message ("recovery-key new: %s", run.err);
+    g_assert_cmpint (run.status, ==, 0);
+    public_key = one_line (run.out);
+    g_assert_cmpuint (strlen (public_key), ==, 43);
+    g_assert_cmpint (g_stat (key_file, &st), ==, 0);
+    g_assert_cmpint (st.st_mode & 0777, ==, 0600);
+  }
+  {
+    g_auto(Run) run = { 0 };
+
+    admin_run (ctx, &run, "org", "set-recovery-key", "--org", "CCAS Aurillac", "--key", public_key, NULL);
+    g_assert_cmpint (run.status, ==, 0);
+  }
+  admin = member_new_at (ctx, "admin", "CCAS Aurillac", NULL, TRUE);
+  u = member_new (ctx, "u", "CCAS Aurillac");
+  colleague = member_new (ctx, "colleague", "France Travail Cantal");
+
+  own = person_add (u, NULL);
+  note = marker (ctx, "note-u-");
+  g_free (note_add (u, own, note));
+  sync_ok (u);
+  shared = person_add (colleague, NULL);
+  sync_ok (colleague);
+  share (colleague, shared, u);
+  sync_ok (colleague);
+  sync_ok (u);
+
+  /* The passphrase is forgotten: a new identity for the same person. */
+  new_name = g_strdup_printf ("%s (new)", u->user_name);
+  code = user_add (ctx, new_name, "CCAS Aurillac", FALSE);
+  u_new = device_new_pass (ctx, "u-new", "a brand new passphrase");
+  enroll (u_new, ctx->server->url, code, NULL);
+  g_assert_cmpstr (u_new->user_id, !=, u->user_id);
+  {
+    SyncCounts counts = sync_ok (u_new);
+    g_assert_cmpuint (counts.pulled, ==, 0);
+  }
+
+  /* Not an administrator: refused. */
+  {
+    g_auto(Run) run = { 0 };
+
+    ctl (&run, u, "recover", "--recovery-key", key_file, "--from", u->user_id, "--to", u_new->user_id, NULL);
+    assert_refused (&run, NULL);
+  }
+  {
+    g_autofree char *out = ctl_ok (admin, "recover", "--recovery-key", key_file,
+                                   "--from", u->user_id, "--to", u_new->user_id, NULL);
+  }
+  {
+    SyncCounts counts = sync_ok (u_new);
+    g_autofree char *on_new = export_dossier (u_new, own);
+    g_autofree char *on_old = export_dossier (u, own);
+
+    g_assert_cmpuint (counts.pulled, >=, 1);
+    g_assert_nonnull (on_new);
+    g_assert_nonnull (strstr (on_new, note));
+    g_assert_cmpstr (on_new, ==, on_old);
+  }
+  /* A dossier of another organisation is wrapped for that organisation's
+   * recovery key, not this one's (PROTOCOL.md §5.2): its team shares it
+   * again with the new identity. */
+  share (colleague, shared, u_new);
+  sync_ok (u_new);
+  {
+    g_autofree char *shared_new = export_dossier (u_new, shared);
+    g_autofree char *shared_col = export_dossier (colleague, shared);
+
+    g_assert_nonnull (shared_new);
+    g_assert_cmpstr (shared_new, ==, shared_col);
+  }
+  /* What the new identity writes reaches the team. */
+  {
+    g_autofree char *later = marker (ctx, "note-new-");
+
+    g_free (note_add (u_new, own, later));
+    sync_ok (u_new);
+    sync_ok (u);
+    {
+      g_autofree char *on_old = export_dossier (u, own);
+
+      g_assert_nonnull (strstr (on_old, later));
+    }
+  }
+  /* The admin's own vault reads none of it. */
+  {
+    g_autofree char *exported = export_string (admin);
+
+    g_assert_null (strstr (exported, note));
+  }
+}
+
+static JsonArray *
+device_list (Ctx        *ctx,
+             JsonNode  **out_root)
+{
+  g_auto(Run) run = { 0 };
+
+  admin_run (ctx, &run, "device", "list", "--json", NULL);
+  g_assert_cmpint (run.status, ==, 0);
+  *out_root = parse_json (run.out);
+  return json_node_get_array (*out_root);
+}
+
+/* A revoked device: refused at its next sync, which wipes its vault. */
+static void
+test_revoked (Ctx           *ctx,
+              gconstpointer  data)
+{
+  Device *a, *b;
+  g_autofree char *id = NULL;
+  g_autoptr(JsonNode) root = NULL;
+  JsonArray *devices;
+  gboolean listed = FALSE;
+
+  if (ctx_skipped (ctx))
+    return;
+  a = member_new (ctx, "a", "CCAS Aurillac");
+  b = member_new (ctx, "b", "France Travail Cantal");
+  id = person_add (a, NULL);
+  sync_ok (a);
+  share (a, id, b);
+  sync_ok (b);
+  g_assert_true (g_file_test (b->vault, G_FILE_TEST_IS_DIR));
+
+  devices = device_list (ctx, &root);
+  for (guint i = 0; i < json_array_get_length (devices); i++)
+    {
+      JsonObject *d = json_array_get_object_element (devices, i);
+
+      if (g_strcmp0 (json_object_get_string_member (d, "device_id"), b->device_id) == 0)
+        {
+          listed = TRUE;
+          g_assert_cmpstr (json_object_get_string_member (d, "user_id"), ==, b->user_id);
+          g_assert_false (json_object_get_boolean_member (d, "revoked"));
+        }
+    }
+  g_assert_true (listed);
+
+  {
+    g_auto(Run) run = { 0 };
+
+    admin_run (ctx, &run, "device", "revoke", b->device_id, NULL);
+    g_assert_cmpint (run.status, ==, 0);
+  }
+  {
+    g_autoptr(JsonNode) again = NULL;
+    JsonArray *list = device_list (ctx, &again);
+
+    for (guint i = 0; i < json_array_get_length (list); i++)
+      {
+        JsonObject *d = json_array_get_object_element (list, i);
+
+        if (g_strcmp0 (json_object_get_string_member (d, "device_id"), b->device_id) == 0)
+          g_assert_true (json_object_get_boolean_member (d, "revoked"));
+      }
+  }
+
+  {
+    g_auto(Run) run = { 0 };
+
+    ctl (&run, b, "sync", NULL);
+    g_test_message ("revoked sync: %d %s %s", run.status, run.out, run.err);
+    g_assert_cmpint (run.status, ==, 1);
+    g_assert_null (strstr (run.out, "pushed"));
+    g_assert_cmpuint (count_lines (run.err), >=, 1);
+  }
+  /* The vault and its spool are gone: no file of it is left. */
+  {
+    g_autoptr(GDir) dir = g_dir_open (b->vault, 0, NULL);
+
+    g_assert_true (dir == NULL || g_dir_read_name (dir) == NULL);
+  }
+  {
+    g_auto(Run) run = { 0 };
+
+    ctl (&run, b, "export", NULL);
+    g_assert_cmpint (run.status, ==, 1);
+  }
+  /* The others carry on. */
+  sync_ok (a);
+}
+
+/* A USB stick from a place with no network: B's change sets exported to a
+ * file, imported by A, the same dossier after; importing twice adds
+ * nothing. */
+static void
+test_bundle (Ctx           *ctx,
+             gconstpointer  data)
+{
+  g_autofree char *file = g_build_filename (ctx->dir, "stick.rlbundle", NULL);
+  g_autoptr(GPtrArray) texts = g_ptr_array_new_with_free_func (g_free);
+  g_autofree char *id = NULL;
+  g_autofree char *city = NULL;
+  Device *a, *b;
+  guint exported = 0, imported = 0, new_ops = 0;
+
+  if (ctx_skipped (ctx))
+    return;
+  a = member_new (ctx, "a", "CCAS Aurillac");
+  b = member_new (ctx, "b", "France Travail Cantal");
+  id = person_add (a, NULL);
+  sync_ok (a);
+  share (a, id, b);
+  sync_ok (b);
+
+  /* B, out of reach of the network. */
+  for (guint i = 0; i < 5; i++)
+    {
+      char *text = marker (ctx, "village-");
+
+      g_free (note_add (b, id, text));
+      g_ptr_array_add (texts, text);
+    }
+  city = marker (ctx, "Ville");
+  person_edit (b, id, "--city", city);
+  {
+    g_autofree char *out = ctl_ok (b, "bundle", "export", file, NULL);
+
+    g_assert_cmpint (sscanf (out, "exported %u change sets", &exported), ==, 1);
+    g_assert_cmpuint (exported, >=, 1);
+  }
+  {
+    g_autofree char *out = ctl_ok (a, "bundle", "import", file, NULL);
+
+    g_assert_cmpint (sscanf (out, "imported %u change sets, %u new operations", &imported, &new_ops), ==, 2);
+    g_assert_cmpuint (imported, ==, exported);
+    g_assert_cmpuint (new_ops, >=, 6);
+  }
+  assert_notes_exactly (a, id, texts);
+  {
+    g_autofree char *on_a = export_dossier (a, id);
+    g_autofree char *on_b = export_dossier (b, id);
+
+    g_assert_cmpstr (on_a, ==, on_b);
+  }
+  /* Again: nothing new. */
+  {
+    g_autofree char *out = ctl_ok (a, "bundle", "import", file, NULL);
+
+    g_assert_cmpint (sscanf (out, "imported %u change sets, %u new operations", &imported, &new_ops), ==, 2);
+    g_assert_cmpuint (new_ops, ==, 0);
+  }
+  /* A damaged stick: refused whole, nothing changes. */
+  {
+    g_autofree char *bytes = NULL;
+    g_autofree char *before = export_string (a);
+    g_autofree char *after = NULL;
+    g_autofree char *damaged = g_build_filename (ctx->dir, "damaged.rlbundle", NULL);
+    gsize len = 0;
+    g_auto(Run) run = { 0 };
+
+    g_assert_true (g_file_get_contents (file, &bytes, &len, NULL));
+    bytes[len / 2] ^= 0x40;
+    g_assert_true (g_file_set_contents (damaged, bytes, len, NULL));
+    ctl (&run, a, "bundle", "import", damaged, NULL);
+    assert_refused (&run, NULL);
+    after = export_string (a);
+    g_assert_cmpstr (before, ==, after);
+  }
+  /* When the network comes back, nothing is doubled. */
+  sync_ok (b);
+  sync_ok (a);
+  sync_ok (b);
+  assert_notes_exactly (a, id, texts);
+  assert_notes_exactly (b, id, texts);
+}
+
+static JsonNode *
+sync_status (Device *dev)
+{
+  g_auto(Run) run = { 0 };
+
+  ctl_nopass (&run, dev, "sync", "status", "--json", NULL);
+  if (run.status != 0)
+    g_test_message ("sync status: %s", run.err);
+  g_assert_cmpint (run.status, ==, 0);
+  return parse_json (run.out);
+}
+
+/* Background sync without the passphrase: what was sealed goes out, what
+ * comes in waits in the spool until the next unlocked sync applies it. */
+static void
+test_background (Ctx           *ctx,
+                 gconstpointer  data)
+{
+  g_autofree char *id = NULL;
+  g_autofree char *note_a = NULL;
+  g_autofree char *note_b = NULL;
+  g_autofree char *url = NULL;
+  RelaisFaultProxy *proxy;
+  Device *a, *b;
+  guint pushed = 0, pulled = 0;
+
+  if (ctx_skipped (ctx))
+    return;
+  proxy = ctx_proxy (ctx);
+  url = relais_fault_proxy_get_url (proxy);
+  a = member_new_at (ctx, "a", "CCAS Aurillac", url, FALSE);
+  b = member_new (ctx, "b", "France Travail Cantal");
+  id = person_add (a, NULL);
+  sync_ok (a);
+  share (a, id, b);
+  sync_ok (b);
+
+  {
+    g_autoptr(JsonNode) status = sync_status (a);
+    JsonObject *obj = json_node_get_object (status);
+
+    g_assert_true (json_object_get_boolean_member (obj, "enrolled"));
+    g_assert_cmpstr (json_object_get_string_member (obj, "user_id"), ==, a->user_id);
+    g_assert_cmpstr (json_object_get_string_member (obj, "device_id"), ==, a->device_id);
+    g_assert_cmpstr (json_object_get_string_member (obj, "org"), ==, "CCAS Aurillac");
+    g_assert_cmpstr (json_object_get_string_member (obj, "server"), ==, url);
+    g_assert_cmpint (json_object_get_int_member (obj, "pending"), ==, 0);
+    g_assert_cmpint (json_object_get_int_member (obj, "last_success"), >, 0);
+  }
+
+  /* A writes; its sync seals it but cannot reach the server. */
+  note_a = marker (ctx, "note-a-");
+  g_free (note_add (a, id, note_a));
+  relais_fault_proxy_set_fault (proxy, RELAIS_FAULT_REFUSE, 0, NULL, 0);
+  sync_fails (a, "sync with the server out of reach");
+  g_assert_cmpuint (relais_fault_proxy_get_count (proxy, RELAIS_FAULT_REFUSE), >=, 1);
+  {
+    g_autoptr(JsonNode) status = sync_status (a);
+    JsonObject *obj = json_node_get_object (status);
+
+    g_assert_cmpint (json_object_get_int_member (obj, "pending"), >=, 1);
+    g_assert_false (json_object_get_null_member (obj, "last_error"));
+  }
+
+  /* Back in reach: the background sync pushes it without the passphrase. */
+  relais_fault_proxy_set_fault (proxy, RELAIS_FAULT_PASS, 0, NULL, 0);
+  {
+    g_auto(Run) run = { 0 };
+
+    ctl_nopass (&run, a, "sync", "--background", NULL);
+    if (run.status != 0)
+      g_test_message ("sync --background: %s", run.err);
+    g_assert_cmpint (run.status, ==, 0);
+    g_assert_cmpint (sscanf (run.out, "pushed %u, pulled %u", &pushed, &pulled), ==, 2);
+    g_assert_cmpuint (pushed, >=, 1);
+  }
+  {
+    g_autoptr(JsonNode) status = sync_status (a);
+    JsonObject *obj = json_node_get_object (status);
+
+    g_assert_cmpint (json_object_get_int_member (obj, "pending"), ==, 0);
+    g_assert_true (json_object_get_null_member (obj, "last_error"));
+  }
+  sync_ok (b);
+  {
+    g_autofree char *on_b = export_dossier (b, id);
+
+    g_assert_nonnull (strstr (on_b, note_a));
+  }
+
+  /* B writes; A's background sync pulls it into the spool; A's next
+   * unlocked sync applies it. */
+  note_b = marker (ctx, "note-b-");
+  g_free (note_add (b, id, note_b));
+  sync_ok (b);
+  {
+    g_auto(Run) run = { 0 };
+
+    ctl_nopass (&run, a, "sync", "--background", NULL);
+    g_assert_cmpint (run.status, ==, 0);
+    g_assert_cmpint (sscanf (run.out, "pushed %u, pulled %u", &pushed, &pulled), ==, 2);
+    g_assert_cmpuint (pulled, >=, 1);
+  }
+  /* The spool holds it sealed: no marker in clear there either. */
+  {
+    g_autofree char *spool = g_build_filename (a->vault, "spool", NULL);
+    g_autoptr(GDir) dir = NULL;
+    g_autofree char *in = g_build_filename (spool, "in", NULL);
+    const char *name;
+    guint files = 0;
+
+    dir = g_dir_open (in, 0, NULL);
+    g_assert_nonnull (dir);
+    while ((name = g_dir_read_name (dir)) != NULL)
+      {
+        g_autofree char *path = g_build_filename (in, name, NULL);
+        g_autofree char *bytes = NULL;
+        gsize len = 0;
+
+        g_assert_true (g_file_get_contents (path, &bytes, &len, NULL));
+        g_assert_null (memmem (bytes, len, note_b, strlen (note_b)));
+        files++;
+      }
+    g_assert_cmpuint (files, >=, 1);
+  }
+  {
+    SyncCounts counts = sync_ok (a);
+    g_autofree char *on_a = export_dossier (a, id);
+    g_autofree char *on_b = export_dossier (b, id);
+
+    g_assert_cmpuint (counts.pulled, ==, 0);
+    g_assert_nonnull (strstr (on_a, note_b));
+    g_assert_cmpstr (on_a, ==, on_b);
+  }
+}
+
+static Device *
+member_new_full (Ctx        *ctx,
+                 const char *label,
+                 const char *org,
+                 const char *url,
+                 const char *cacert)
+{
+  g_autofree char *name = g_strdup_printf ("User %s %u", label, ++ctx->serial);
+  g_autofree char *code = user_add (ctx, name, org, FALSE);
+  Device *dev = device_new (ctx, label);
+
+  dev->user_name = g_strdup (name);
+  enroll (dev, url, code, cacert);
+  return dev;
+}
+
+static void
+openssl (Ctx        *ctx,
+         const char *first,
+         ...)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  g_auto(GStrv) env = g_get_environ ();
+  g_auto(Run) run = { 0 };
+  va_list args;
+
+  g_ptr_array_add (argv, "openssl");
+  va_start (args, first);
+  for (const char *arg = first; arg != NULL; arg = va_arg (args, const char *))
+    g_ptr_array_add (argv, (char *) arg);
+  va_end (args);
+  run_argv (&run, argv, env);
+  if (run.status != 0)
+    g_test_message ("openssl %s: %s", first, run.err);
+  g_assert_cmpint (run.status, ==, 0);
+}
+
+/* A CA of the test's own and a server certificate it signed, for
+ * 127.0.0.1 and localhost. */
+static void
+make_certificates (Ctx        *ctx,
+                   const char *name,
+                   char      **out_ca,
+                   char      **out_cert,
+                   char      **out_key)
+{
+  g_autofree char *ca_key = g_strdup_printf ("%s/%s-ca.key", ctx->dir, name);
+  g_autofree char *ca = g_strdup_printf ("%s/%s-ca.pem", ctx->dir, name);
+  g_autofree char *key = g_strdup_printf ("%s/%s-server.key", ctx->dir, name);
+  g_autofree char *csr = g_strdup_printf ("%s/%s-server.csr", ctx->dir, name);
+  g_autofree char *cert = g_strdup_printf ("%s/%s-server.pem", ctx->dir, name);
+  g_autofree char *ext = g_strdup_printf ("%s/%s-ext.cnf", ctx->dir, name);
+  g_autofree char *serial = g_strdup_printf ("%s/%s-ca.srl", ctx->dir, name);
+  g_autofree char *subject = g_strdup_printf ("/CN=Relais test CA %s", name);
+
+  openssl (ctx, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+           "-nodes", "-keyout", ca_key, "-out", ca, "-days", "2", "-subj", subject,
+           "-addext", "basicConstraints=critical,CA:TRUE",
+           "-addext", "keyUsage=critical,keyCertSign,cRLSign", NULL);
+  openssl (ctx, "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+           "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1", NULL);
+  g_assert_true (g_file_set_contents (ext,
+                                      "basicConstraints=CA:FALSE\n"
+                                      "keyUsage=critical,digitalSignature,keyAgreement\n"
+                                      "extendedKeyUsage=serverAuth\n"
+                                      "subjectAltName=IP:127.0.0.1,DNS:localhost\n", -1, NULL));
+  openssl (ctx, "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAserial", serial,
+           "-CAcreateserial", "-out", cert, "-days", "2", "-extfile", ext, NULL);
+  *out_ca = g_steal_pointer (&ca);
+  *out_cert = g_steal_pointer (&cert);
+  *out_key = g_steal_pointer (&key);
+}
+
+/* TLS with a certificate made by the test: devices that trust its CA sync
+ * through it; one that does not is refused; plain http:// to a host that
+ * is not loopback is refused before any connection. */
+static void
+test_tls (Ctx           *ctx,
+          gconstpointer  data)
+{
+  g_autofree char *ca = NULL;
+  g_autofree char *cert = NULL;
+  g_autofree char *key = NULL;
+  g_autofree char *other_ca = NULL;
+  g_autofree char *other_cert = NULL;
+  g_autofree char *other_key = NULL;
+  g_autofree char *by_name = NULL;
+  g_autofree char *id = NULL;
+  g_autoptr(GPtrArray) texts = g_ptr_array_new_with_free_func (g_free);
+  Device *a, *b;
+  Device *both[2];
+
+  if (ctx_skipped (ctx))
+    return;
+  make_certificates (ctx, "good", &ca, &cert, &key);
+  make_certificates (ctx, "other", &other_ca, &other_cert, &other_key);
+
+  server_stop (ctx->server);
+  server_free (ctx->server);
+  ctx->server = server_start_full (ctx->store_uri, ctx->dir, cert, key);
+  g_assert_true (g_str_has_prefix (ctx->server->url, "https://127.0.0.1:"));
+  by_name = g_strdup_printf ("https://localhost:%u", ctx->server->port);
+
+  a = member_new_full (ctx, "a", "CCAS Aurillac", ctx->server->url, ca);
+  b = member_new_full (ctx, "b", "France Travail Cantal", by_name, ca);
+  both[0] = a;
+  both[1] = b;
+  id = person_add (a, NULL);
+  sync_ok (a);
+  share (a, id, b);
+  sync_ok (b);
+  for (guint i = 0; i < 6; i++)
+    {
+      char *text = marker (ctx, "tls-");
+
+      g_free (note_add (both[i % 2], id, text));
+      g_ptr_array_add (texts, text);
+    }
+  sync_all (both, 2, 2);
+  assert_notes_exactly (a, id, texts);
+  assert_notes_exactly (b, id, texts);
+  assert_same_exports (both, 2);
+
+  /* Verification is on: without the CA, or with another one, refused. */
+  {
+    g_autofree char *code = user_add (ctx, "No CA", "Mission locale", FALSE);
+    Device *c = device_new (ctx, "c");
+    g_auto(Run) run = { 0 };
+    g_auto(Run) again = { 0 };
+
+    enroll_run (&run, c, ctx->server->url, code, NULL);
+    assert_refused (&run, NULL);
+    enroll_run (&again, c, ctx->server->url, code, other_ca);
+    assert_refused (&again, NULL);
+    g_assert_false (g_str_has_prefix (again.out, "enrolled"));
+  }
+
+  /* http:// to a host that is not loopback: refused before connecting
+   * (192.0.2.0/24 is reserved for documentation: a connection attempt
+   * would hang until it timed out). */
+  {
+    g_autofree char *code = user_add (ctx, "Plain", "Mission locale", FALSE);
+    Device *d = device_new (ctx, "d");
+    g_auto(Run) run = { 0 };
+    gint64 start = g_get_monotonic_time ();
+
+    enroll_run (&run, d, "http://192.0.2.10:8080", code, NULL);
+    assert_refused (&run, NULL);
+    g_assert_cmpint (g_get_monotonic_time () - start, <, 5 * G_USEC_PER_SEC);
+  }
+}
+
+/* Runs relaisctl sync on @dev without waiting. */
+static GSubprocess *
+sync_spawn (Device *dev)
+{
+  g_autoptr(GSubprocessLauncher) launcher =
+    g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE);
+  g_auto(GStrv) env = make_env (dev->pass, NULL);
+  g_autoptr(GError) error = NULL;
+  GSubprocess *proc;
+
+  g_subprocess_launcher_set_environ (launcher, env);
+  g_subprocess_launcher_set_child_setup (launcher, child_setup, NULL, NULL);
+  proc = g_subprocess_launcher_spawn (launcher, &error, relaisctl_path (), "sync",
+                                      "--vault", dev->vault, NULL);
+  g_assert_no_error (error);
+  return proc;
+}
+
+static void
+sync_wait (GSubprocess *proc,
+           Run         *run)
+{
+  g_autoptr(GError) error = NULL;
+
+  memset (run, 0, sizeof *run);
+  g_assert_true (g_subprocess_communicate_utf8 (proc, NULL, NULL, &run->out, &run->err, &error));
+  g_assert_no_error (error);
+  if (g_subprocess_get_if_exited (proc))
+    run->status = g_subprocess_get_exit_status (proc);
+  else
+    run->status = 128 + g_subprocess_get_term_sig (proc);
+}
+
+/* Two members syncing through the proxy, a dossier shared, and the notes
+ * each wrote. */
+typedef struct {
+  Device    *a;
+  Device    *b;
+  char      *id;
+  GPtrArray *texts;
+} Pair;
+
+static void
+pair_setup (Ctx  *ctx,
+            Pair *pair)
+{
+  g_autofree char *url = relais_fault_proxy_get_url (ctx_proxy (ctx));
+
+  pair->a = member_new_at (ctx, "a", "CCAS Aurillac", url, FALSE);
+  pair->b = member_new_at (ctx, "b", "France Travail Cantal", url, FALSE);
+  pair->id = person_add (pair->a, NULL);
+  pair->texts = g_ptr_array_new_with_free_func (g_free);
+  sync_ok (pair->a);
+  share (pair->a, pair->id, pair->b);
+  sync_ok (pair->b);
+}
+
+static void
+pair_clear (Pair *pair)
+{
+  g_free (pair->id);
+  g_ptr_array_unref (pair->texts);
+}
+
+/* A few notes on each side, B's pushed already: A's next sync has both
+ * something to push and something to pull. */
+static void
+pair_write (Ctx  *ctx,
+            Pair *pair,
+            guint n)
+{
+  for (guint i = 0; i < 2 * n; i++)
+    {
+      Device *dev = i % 2 ? pair->b : pair->a;
+      char *text = marker (ctx, i % 2 ? "note-b-" : "note-a-");
+
+      g_free (note_add (dev, pair->id, text));
+      g_ptr_array_add (pair->texts, text);
+    }
+  sync_ok (pair->b);
+}
+
+static void
+pair_converge (Pair *pair)
+{
+  Device *both[2] = { pair->a, pair->b };
+
+  sync_all (both, 2, 2);
+  assert_notes_exactly (pair->a, pair->id, pair->texts);
+  assert_notes_exactly (pair->b, pair->id, pair->texts);
+  assert_same_exports (both, 2);
+}
+
+/* The fault proxy between relaisctl and the server: a refused connection,
+ * an answer lost after the server acted, a request or an answer cut in
+ * its body, a slow network.  A sync that met a fault fails and says
+ * nothing of success; the next ones converge, every note exactly once. */
+static void
+test_faults (Ctx           *ctx,
+             gconstpointer  data)
+{
+  struct {
+    RelaisFaultMode mode;
+    guint           param;
+    const char     *match;
+    const char     *what;
+    gboolean        fails;
+  } faults[] = {
+    { RELAIS_FAULT_REFUSE, 0, NULL, "every connection refused", TRUE },
+    { RELAIS_FAULT_REFUSE, 0, "GET /v1/changesets", "pulls refused", TRUE },
+    { RELAIS_FAULT_LOSE_RESPONSE, 0, "POST /v1/changesets", "push stored, answer lost", TRUE },
+    { RELAIS_FAULT_LOSE_RESPONSE, 0, "GET /v1/changesets", "pull answer lost", TRUE },
+    { RELAIS_FAULT_CUT_REQUEST, 0, "POST /v1/changesets", "push cut mid-body", TRUE },
+    { RELAIS_FAULT_CUT_RESPONSE, 0, "POST /v1/changesets", "push answer cut mid-body", TRUE },
+    { RELAIS_FAULT_CUT_RESPONSE, 0, "GET /v1/changesets", "pull answer cut mid-body", TRUE },
+    { RELAIS_FAULT_CUT_RESPONSE, 100, "GET /v1/changesets", "pull answer cut early", TRUE },
+    { RELAIS_FAULT_DELAY, 400, NULL, "slow network", FALSE },
+  };
+  RelaisFaultProxy *proxy;
+  Pair pair = { 0 };
+
+  if (ctx_skipped (ctx))
+    return;
+  proxy = ctx_proxy (ctx);
+  pair_setup (ctx, &pair);
+
+  for (guint i = 0; i < G_N_ELEMENTS (faults); i++)
+    {
+      g_auto(Run) run = { 0 };
+
+      g_test_message ("fault: %s", faults[i].what);
+      pair_write (ctx, &pair, 3);
+      relais_fault_proxy_reset_counts (proxy);
+      relais_fault_proxy_set_fault (proxy, faults[i].mode, faults[i].param, faults[i].match, 0);
+      ctl (&run, pair.a, "sync", NULL);
+      relais_fault_proxy_set_fault (proxy, RELAIS_FAULT_PASS, 0, NULL, 0);
+      /* The fault really happened. */
+      g_assert_cmpuint (relais_fault_proxy_get_count (proxy, faults[i].mode), >=, 1);
+      if (faults[i].fails)
+        assert_sync_failed (&run, faults[i].what);
+      else
+        {
+          g_assert_cmpint (run.status, ==, 0);
+          g_assert_true (parse_sync_line (run.out, NULL));
+        }
+      pair_converge (&pair);
+    }
+  pair_clear (&pair);
+}
+
+/* The server stopped, or killed, while a sync is between its push and its
+ * pull, then started again on the same store: the sync fails honestly and
+ * the next ones converge. */
+static void
+test_restart (Ctx           *ctx,
+              gconstpointer  data)
+{
+  RelaisFaultProxy *proxy;
+  Pair pair = { 0 };
+
+  if (ctx_skipped (ctx))
+    return;
+  proxy = ctx_proxy (ctx);
+  pair_setup (ctx, &pair);
+
+  for (guint round = 0; round < 2; round++)
+    {
+      gboolean kill_it = round == 1;
+      g_autoptr(GSubprocess) proc = NULL;
+      g_auto(Run) run = { 0 };
+      gint64 deadline;
+
+      pair_write (ctx, &pair, 3);
+      relais_fault_proxy_reset_counts (proxy);
+      /* Hold the pull in the proxy: the push has been answered by then. */
+      relais_fault_proxy_set_fault (proxy, RELAIS_FAULT_DELAY, 1500, "GET /v1/changesets", 1);
+      proc = sync_spawn (pair.a);
+      deadline = g_get_monotonic_time () + 30 * G_USEC_PER_SEC;
+      while (relais_fault_proxy_get_count (proxy, RELAIS_FAULT_DELAY) == 0)
+        {
+          g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+          g_usleep (10 * 1000);
+        }
+      if (kill_it)
+        server_kill (ctx->server);
+      else
+        server_stop (ctx->server);
+      sync_wait (proc, &run);
+      assert_sync_failed (&run, kill_it ? "server killed mid-sync" : "server stopped mid-sync");
+      ctx_restart_server (ctx, kill_it);
+      pair_converge (&pair);
+    }
+  pair_clear (&pair);
+}
+
+/* A fresh laptop pulls hundreds of change sets, in pages; the answer for
+ * the second page is cut: the next sync resumes after the first page
+ * instead of starting again, and both laptops end with the same
+ * dossiers. */
+static void
+test_paged_pull (Ctx           *ctx,
+                 gconstpointer  data)
+{
+  const guint rows = 700;
+  g_autofree char *csv_path = g_build_filename (ctx->dir, "people.csv", NULL);
+  g_autofree char *url = NULL;
+  g_autofree char *prefix = NULL;
+  g_autofree char *code = NULL;
+  g_autoptr(GString) csv = g_string_new ("Nom;Prénom;Date de naissance;Téléphone;Code postal;Commune\r\n");
+  RelaisFaultProxy *proxy;
+  Device *b1, *b2;
+  Device *both[2];
+  SyncCounts counts;
+  g_auto(Run) run = { 0 };
+
+  if (ctx_skipped (ctx))
+    return;
+  proxy = ctx_proxy (ctx);
+  url = relais_fault_proxy_get_url (proxy);
+  b1 = member_new_at (ctx, "b1", "France Travail Cantal", url, FALSE);
+
+  /* One marker in every name. */
+  prefix = marker (ctx, "Page");
+  for (guint i = 0; i < rows; i++)
+    g_string_append_printf (csv, "%s%04u;Prénom%u;%02u/%02u/%04u;06 %02u %02u %02u %02u;15%03u;Commune %u\r\n",
+                            prefix, i, i % 97, 1 + i % 28, 1 + i % 12, 1950 + i % 50,
+                            i % 100, (i / 100) % 100, 12, 34, i % 1000, i % 50);
+  g_assert_true (g_file_set_contents (csv_path, csv->str, csv->len, NULL));
+  {
+    g_autofree char *out = ctl_ok (b1, "import", csv_path, NULL);
+  }
+  counts = sync_ok (b1);
+  g_assert_cmpuint (counts.pushed, >=, rows);
+
+  admin_run (ctx, &run, "user", "code", b1->user_id, NULL);
+  g_assert_cmpint (run.status, ==, 0);
+  code = one_line (run.out);
+  b2 = device_new (ctx, "b2");
+  enroll (b2, url, code, NULL);
+
+  relais_fault_proxy_reset_counts (proxy);
+  relais_fault_proxy_set_fault_after (proxy, RELAIS_FAULT_CUT_RESPONSE, 0, "GET /v1/changesets", 1, 0);
+  sync_fails (b2, "second page of the pull cut");
+  relais_fault_proxy_set_fault (proxy, RELAIS_FAULT_PASS, 0, NULL, 0);
+  g_assert_cmpuint (relais_fault_proxy_get_count (proxy, RELAIS_FAULT_CUT_RESPONSE), ==, 1);
+
+  /* Resumed after the first page: fewer than all, more than none. */
+  counts = sync_ok (b2);
+  g_assert_cmpuint (counts.pulled, >, 0);
+  g_assert_cmpuint (counts.pulled, <, rows);
+  counts = sync_ok (b2);
+  g_assert_cmpuint (counts.pulled, ==, 0);
+  both[0] = b1;
+  both[1] = b2;
+  assert_same_exports (both, 2);
+  {
+    g_autofree char *out = ctl_ok (b2, "person", "list", NULL);
+
+    g_assert_cmpuint (count_lines (out), ==, rows);
+  }
+}
+
+/* ---- Randomized convergence ------------------------------------------- */
+
+/* A value written to one field of one dossier, and the values its writer
+ * had seen on that field (which it supersedes, as an operation's parents
+ * do). */
+typedef struct {
+  guint       dossier;
+  guint       field;
+  char       *value;
+  GHashTable *superseded;   /* Write *, set */
+} Write;
+
+static void
+write_free (Write *w)
+{
+  g_free (w->value);
+  g_hash_table_unref (w->superseded);
+  g_free (w);
+}
+
+#define R_DOSSIERS 3
+#define R_DEVICES  4
+#define R_FIELDS   3
+
+static const char *r_options[R_FIELDS] = { "--city", "--phone", "--email" };
+static const char *r_fields[R_FIELDS] = { "city", "phone", "email" };
+
+typedef struct {
+  Device     *dev;
+  guint       user;          /* 0, 1 or 2 */
+  GHashTable *seen;          /* Write * the device holds */
+  GPtrArray  *unpushed;      /* Write * written here, not yet on the server */
+  gboolean    has[R_DOSSIERS];
+} Replica;
+
+typedef struct {
+  Replica     replicas[R_DEVICES];
+  char       *dossiers[R_DOSSIERS];
+  gboolean    members[R_DOSSIERS][3];  /* [dossier][user] */
+  GPtrArray  *writes;                  /* Write *, owns */
+  GHashTable *on_server;               /* Write * */
+  GPtrArray  *notes[R_DOSSIERS];       /* char *, texts written, owns */
+  gboolean    registered[R_DOSSIERS];
+} World;
+
+/* A complete sync in the model: what the replica wrote goes to the server,
+ * and the replica gets everything the server has of its dossiers. */
+static void
+model_sync (World   *w,
+            Replica *r)
+{
+  GHashTableIter iter;
+  gpointer key;
+
+  for (guint i = 0; i < r->unpushed->len; i++)
+    g_hash_table_add (w->on_server, g_ptr_array_index (r->unpushed, i));
+  g_ptr_array_set_size (r->unpushed, 0);
+  g_hash_table_iter_init (&iter, w->on_server);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    {
+      Write *wr = key;
+
+      if (w->members[wr->dossier][r->user])
+        g_hash_table_add (r->seen, wr);
+    }
+  for (guint d = 0; d < R_DOSSIERS; d++)
+    if (w->members[d][r->user] && w->registered[d])
+      r->has[d] = TRUE;
+}
+
+static void
+model_write (World      *w,
+             Replica    *r,
+             guint       d,
+             guint       f,
+             const char *value)
+{
+  Write *wr = g_new0 (Write, 1);
+  GHashTableIter iter;
+  gpointer key;
+
+  wr->dossier = d;
+  wr->field = f;
+  wr->value = g_strdup (value);
+  wr->superseded = g_hash_table_new (NULL, NULL);
+  g_hash_table_iter_init (&iter, r->seen);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    {
+      Write *seen = key;
+
+      if (seen->dossier == d && seen->field == f)
+        g_hash_table_add (wr->superseded, seen);
+    }
+  g_hash_table_add (r->seen, wr);
+  g_ptr_array_add (r->unpushed, wr);
+  g_ptr_array_add (w->writes, wr);
+}
+
+/* The values of (@d, @f) that no write superseded: the winner and every
+ * concurrent value must be exactly these. */
+static GPtrArray *
+model_live (World *w,
+            guint  d,
+            guint  f)
+{
+  GPtrArray *live = g_ptr_array_new ();
+
+  for (guint i = 0; i < w->writes->len; i++)
+    {
+      Write *cand = g_ptr_array_index (w->writes, i);
+      gboolean superseded = FALSE;
+
+      if (cand->dossier != d || cand->field != f)
+        continue;
+      for (guint j = 0; j < w->writes->len && !superseded; j++)
+        {
+          Write *other = g_ptr_array_index (w->writes, j);
+
+          superseded = g_hash_table_contains (other->superseded, cand);
+        }
+      if (!superseded && count_string (live, cand->value) == 0)
+        g_ptr_array_add (live, cand->value);
+    }
+  return live;
+}
+
+static gboolean
+string_sets_equal (GPtrArray *a,
+                   GPtrArray *b)
+{
+  if (a->len != b->len)
+    return FALSE;
+  for (guint i = 0; i < a->len; i++)
+    if (count_string (b, g_ptr_array_index (a, i)) != 1)
+      return FALSE;
+  return TRUE;
+}
+
+static JsonObject *
+export_find_dossier (JsonNode   *root,
+                     const char *id)
+{
+  JsonArray *dossiers = json_object_get_array_member (json_node_get_object (root), "dossiers");
+
+  for (guint i = 0; i < json_array_get_length (dossiers); i++)
+    {
+      JsonObject *obj = json_array_get_object_element (dossiers, i);
+
+      if (g_strcmp0 (json_object_get_string_member (obj, "id"), id) == 0)
+        return obj;
+    }
+  return NULL;
+}
+
+/* The conflict values of (@id, @field) in a dossier of the export, or an
+ * empty array when there is no conflict. */
+static GPtrArray *
+export_conflict_values (JsonObject *dossier,
+                        const char *id,
+                        const char *field)
+{
+  JsonArray *conflicts = json_object_get_array_member (dossier, "conflicts");
+  GPtrArray *values = g_ptr_array_new ();
+
+  for (guint i = 0; i < json_array_get_length (conflicts); i++)
+    {
+      JsonObject *c = json_array_get_object_element (conflicts, i);
+      JsonArray *vals;
+
+      if (g_strcmp0 (json_object_get_string_member (c, "entity_id"), id) != 0
+          || g_strcmp0 (json_object_get_string_member (c, "field"), field) != 0)
+        continue;
+      g_assert_cmpuint (values->len, ==, 0);
+      vals = json_object_get_array_member (c, "values");
+      for (guint j = 0; j < json_array_get_length (vals); j++)
+        g_ptr_array_add (values, (char *) json_object_get_string_member (json_array_get_object_element (vals, j), "value"));
+    }
+  return values;
+}
+
+static guint
+env_uint (const char *name,
+          guint       fallback)
+{
+  const char *text = g_getenv (name);
+  guint64 n;
+
+  if (text != NULL && g_ascii_string_to_unsigned (text, 10, 0, G_MAXUINT32, &n, NULL))
+    return (guint) n;
+  return fallback;
+}
+
+/* Four replicas (two devices of one user, one device each of two more, in
+ * three organisations) and three dossiers shared among them in different
+ * teams; a seeded sequence of random edits of the same few fields, notes,
+ * appointments, conflict resolutions, background and full syncs in random
+ * order; then everyone syncs twice.  Every replica of a dossier's team
+ * shows it identically, no one else has it, and every value that no later
+ * write superseded is still there: as the winner or as a conflict. */
+static void
+test_random (Ctx           *ctx,
+             gconstpointer  data)
+{
+  guint32 seed = env_uint ("RELAIS_TEST_SEED", g_random_int ());
+  guint steps = env_uint ("RELAIS_TEST_STEPS", 60);
+  g_autoptr(GRand) rand = g_rand_new_with_seed (seed);
+  /* Teams: X {0,1,2}, Y {0,1}, Z {1,2}. */
+  const gboolean teams[R_DOSSIERS][3] = { { TRUE, TRUE, TRUE }, { TRUE, TRUE, FALSE }, { FALSE, TRUE, TRUE } };
+  const guint creators[R_DOSSIERS] = { 0, 2, 3 };
+  World w = { 0 };
+  Device *users[3];
+
+  if (ctx_skipped (ctx))
+    return;
+  g_test_message ("random seed %u (replay: RELAIS_TEST_SEED=%u)", seed, seed);
+  g_printerr ("# random convergence: seed %u (replay with RELAIS_TEST_SEED=%u)\n", seed, seed);
+
+  users[0] = member_new (ctx, "r0", "CCAS Aurillac");
+  users[1] = member_new (ctx, "r2", "France Travail Cantal");
+  users[2] = member_new (ctx, "r3", "Mission locale");
+  w.replicas[0].dev = users[0];
+  w.replicas[0].user = 0;
+  {
+    g_auto(Run) run = { 0 };
+    g_autofree char *code = NULL;
+    Device *second;
+
+    admin_run (ctx, &run, "user", "code", users[0]->user_id, NULL);
+    g_assert_cmpint (run.status, ==, 0);
+    code = one_line (run.out);
+    second = device_new (ctx, "r1");
+    enroll (second, ctx->server->url, code, NULL);
+    w.replicas[1].dev = second;
+    w.replicas[1].user = 0;
+  }
+  w.replicas[2].dev = users[1];
+  w.replicas[2].user = 1;
+  w.replicas[3].dev = users[2];
+  w.replicas[3].user = 2;
+  w.writes = g_ptr_array_new_with_free_func ((GDestroyNotify) write_free);
+  w.on_server = g_hash_table_new (NULL, NULL);
+  for (guint i = 0; i < R_DEVICES; i++)
+    {
+      w.replicas[i].seen = g_hash_table_new (NULL, NULL);
+      w.replicas[i].unpushed = g_ptr_array_new ();
+    }
+
+  /* The dossiers, shared with their teams, known to everyone in them. */
+  memcpy (w.members, teams, sizeof teams);
+  for (guint d = 0; d < R_DOSSIERS; d++)
+    {
+      Replica *r = &w.replicas[creators[d]];
+
+      w.dossiers[d] = person_add (r->dev, NULL);
+      w.notes[d] = g_ptr_array_new_with_free_func (g_free);
+      sync_ok (r->dev);
+      w.registered[d] = TRUE;
+      for (guint u = 0; u < 3; u++)
+        if (teams[d][u] && u != r->user)
+          share (r->dev, w.dossiers[d], users[u]);
+      r->has[d] = TRUE;
+    }
+  for (guint i = 0; i < R_DEVICES; i++)
+    {
+      sync_ok (w.replicas[i].dev);
+      model_sync (&w, &w.replicas[i]);
+    }
+
+  for (guint step = 0; step < steps; step++)
+    {
+      Replica *r = &w.replicas[g_rand_int_range (rand, 0, R_DEVICES)];
+      guint action = g_rand_int_range (rand, 0, 100);
+      guint d = g_rand_int_range (rand, 0, R_DOSSIERS);
+
+      if (action >= 70)
+        {
+          /* Sync, now and then in the background first (what it pulls
+           * waits in the spool; the full sync right after applies it, so
+           * that the model knows what the vault holds). */
+          if (action >= 95)
+            {
+              g_auto(Run) run = { 0 };
+
+              ctl_nopass (&run, r->dev, "sync", "--background", NULL);
+              g_assert_cmpint (run.status, ==, 0);
+            }
+          sync_ok (r->dev);
+          model_sync (&w, r);
+          continue;
+        }
+      if (!r->has[d])
+        continue;
+      if (action < 40)
+        {
+          guint f = g_rand_int_range (rand, 0, R_FIELDS);
+          g_autofree char *value = NULL;
+
+          if (f == 0)
+            value = marker (ctx, "Ville-");
+          else if (f == 1)
+            value = g_strdup_printf ("06%08u", g_rand_int_range (rand, 0, 100000000));
+          else
+            {
+              g_autofree char *local = marker (ctx, "m");
+
+              value = g_strdup_printf ("%s@example.org", local);
+            }
+          person_edit (r->dev, w.dossiers[d], r_options[f], value);
+          model_write (&w, r, d, f, value);
+        }
+      else if (action < 55)
+        {
+          char *text = marker (ctx, "note-");
+
+          g_free (note_add (r->dev, w.dossiers[d], text));
+          g_ptr_array_add (w.notes[d], text);
+        }
+      else if (action < 65)
+        {
+          g_autofree char *with = marker (ctx, "RDV-");
+          g_autofree char *at = g_strdup_printf ("2027-%02d-%02d 10:%02d", g_rand_int_range (rand, 1, 13),
+                                                 g_rand_int_range (rand, 1, 29), g_rand_int_range (rand, 0, 60));
+          g_autofree char *out = ctl_ok (r->dev, "appointment", "add", w.dossiers[d], "--at", at,
+                                         "--with", with, NULL);
+        }
+      else
+        {
+          /* Resolve a conflict on this replica, if it shows one: pick the
+           * winner, which supersedes every value it holds. */
+          g_autoptr(JsonNode) root = conflicts_json (r->dev);
+          JsonArray *list = json_node_get_array (root);
+
+          for (guint i = 0; i < json_array_get_length (list); i++)
+            {
+              JsonObject *c = json_array_get_object_element (list, i);
+              const char *field = json_object_get_string_member (c, "field");
+              const char *entity_id = json_object_get_string_member (c, "entity_id");
+              JsonArray *vals = json_object_get_array_member (c, "values");
+              const char *picked = json_object_get_string_member (json_array_get_object_element (vals, 0), "value");
+              g_autofree char *out = NULL;
+              guint dd = R_DOSSIERS, ff = R_FIELDS;
+
+              for (guint k = 0; k < R_DOSSIERS; k++)
+                if (g_strcmp0 (entity_id, w.dossiers[k]) == 0)
+                  dd = k;
+              for (guint k = 0; k < R_FIELDS; k++)
+                if (g_strcmp0 (field, r_fields[k]) == 0)
+                  ff = k;
+              g_assert_cmpuint (dd, <, R_DOSSIERS);
+              g_assert_cmpuint (ff, <, R_FIELDS);
+              out = ctl_ok (r->dev, "conflicts", "resolve", entity_id, field, "--pick", "1", NULL);
+              model_write (&w, r, dd, ff, picked);
+              break;
+            }
+        }
+    }
+
+  /* Everyone syncs twice, in a random order each time. */
+  for (guint round = 0; round < 2; round++)
+    {
+      guint order[R_DEVICES] = { 0, 1, 2, 3 };
+
+      for (guint i = R_DEVICES - 1; i > 0; i--)
+        {
+          guint j = g_rand_int_range (rand, 0, i + 1);
+          guint t = order[i];
+
+          order[i] = order[j];
+          order[j] = t;
+        }
+      for (guint i = 0; i < R_DEVICES; i++)
+        {
+          sync_ok (w.replicas[order[i]].dev);
+          model_sync (&w, &w.replicas[order[i]]);
+        }
+    }
+
+  /* Each dossier: identical on its team's replicas, absent elsewhere, and
+   * every live value kept. */
+  {
+    JsonNode *exports[R_DEVICES];
+
+    for (guint i = 0; i < R_DEVICES; i++)
+      exports[i] = export_json (w.replicas[i].dev);
+    for (guint d = 0; d < R_DOSSIERS; d++)
+      {
+        g_autofree char *reference = NULL;
+
+        for (guint i = 0; i < R_DEVICES; i++)
+          {
+            Replica *r = &w.replicas[i];
+            JsonObject *obj = export_find_dossier (exports[i], w.dossiers[d]);
+            g_autofree char *text = NULL;
+            JsonNode *node;
+
+            if (!w.members[d][r->user])
+              {
+                g_assert_null (obj);
+                continue;
+              }
+            g_assert_nonnull (obj);
+            node = json_node_alloc ();
+            json_node_init_object (node, obj);
+            text = node_to_string (node);
+            json_node_unref (node);
+            if (reference == NULL)
+              reference = g_strdup (text);
+            if (g_strcmp0 (reference, text) != 0)
+              g_test_message ("seed %u: dossier %u differs on %s:\n%s\nvs\n%s", seed, d, r->dev->label, reference, text);
+            g_assert_cmpstr (reference, ==, text);
+
+            for (guint f = 0; f < R_FIELDS; f++)
+              {
+                g_autoptr(GPtrArray) live = model_live (&w, d, f);
+                g_autoptr(GPtrArray) shown = export_conflict_values (obj, w.dossiers[d], r_fields[f]);
+                const char *current = json_object_get_string_member (obj, r_fields[f]);
+
+                if (live->len == 0)
+                  continue;
+                g_assert_cmpuint (count_string (live, current), ==, 1);
+                if (live->len == 1)
+                  g_assert_cmpuint (shown->len, ==, 0);
+                else
+                  {
+                    if (!string_sets_equal (live, shown))
+                      g_test_message ("seed %u: dossier %u field %s: %u live values, %u shown",
+                                      seed, d, r_fields[f], live->len, shown->len);
+                    g_assert_true (string_sets_equal (live, shown));
+                    g_assert_cmpstr (g_ptr_array_index (shown, 0), ==, current);
+                  }
+              }
+          }
+      }
+    for (guint i = 0; i < R_DEVICES; i++)
+      json_node_unref (exports[i]);
+  }
+  for (guint d = 0; d < R_DOSSIERS; d++)
+    for (guint i = 0; i < R_DEVICES; i++)
+      if (w.members[d][w.replicas[i].user])
+        assert_notes_exactly (w.replicas[i].dev, w.dossiers[d], w.notes[d]);
+
+  for (guint i = 0; i < R_DEVICES; i++)
+    {
+      g_hash_table_unref (w.replicas[i].seen);
+      g_ptr_array_unref (w.replicas[i].unpushed);
+    }
+  for (guint d = 0; d < R_DOSSIERS; d++)
+    {
+      g_free (w.dossiers[d]);
+      g_ptr_array_unref (w.notes[d]);
+    }
+  g_hash_table_unref (w.on_server);
+  g_ptr_array_unref (w.writes);
+}
+
+/* Markers in every kind of record a référent writes, synced between two
+ * organisations: none appears in the server's files or tables, nor in its
+ * log.  (Every other scenario ends with the same check.) */
+static void
+test_markers (Ctx           *ctx,
+              gconstpointer  data)
+{
+  Device *a, *b;
+  Device *both[2];
+  g_autofree char *id = NULL;
+  g_autofree char *last = NULL;
+
+  if (ctx_skipped (ctx))
+    return;
+  a = member_new (ctx, "a", "CCAS Aurillac");
+  b = member_new (ctx, "b", "France Travail Cantal");
+  both[0] = a;
+  both[1] = b;
+  id = person_add (a, &last);
+  {
+    g_autofree char *city = marker (ctx, "Ville");
+    g_autofree char *email = marker (ctx, "courriel");
+    g_autofree char *address = g_strdup_printf ("%s@example.org", email);
+    g_autofree char *out = ctl_ok (a, "person", "edit", id, "--city", city, "--email", address,
+                                   "--first-name", last, NULL);
+  }
+  g_free (note_add (a, id, ctx->markers->pdata[0]));
+  {
+    g_autofree char *comment = marker (ctx, "diag-");
+    g_autofree char *out = ctl_ok (a, "diagnostic", "set", id, "logement", "fort",
+                                   "--comment", comment, NULL);
+  }
+  {
+    g_autofree char *with = marker (ctx, "RDV-");
+    g_autofree char *place = marker (ctx, "Lieu-");
+    g_autofree char *out = ctl_ok (a, "appointment", "add", id, "--at", "2027-01-15 14:30",
+                                   "--with", with, "--place", place, NULL);
+  }
+  sync_ok (a);
+  share (a, id, b);
+  sync_ok (b);
+  {
+    g_autofree char *text = marker (ctx, "note-b-");
+
+    g_free (note_add (b, id, text));
+  }
+  sync_all (both, 2, 2);
+  assert_same_exports (both, 2);
+  /* The devices hold every marker in clear (the check would pass
+   * vacuously otherwise), the server none. */
+  {
+    g_autofree char *exported = export_string (b);
+
+    for (guint i = 0; i < ctx->markers->len; i++)
+      g_assert_nonnull (strstr (exported, ctx->markers->pdata[i]));
+  }
+  server_stop (ctx->server);
+  check_markers_absent (ctx);
+}
+
+/* ---- Main ---------------------------------------------------------------- */
+
+typedef void (*ScenarioFunc) (Ctx *ctx, gconstpointer data);
+
+int
+main (int argc, char **argv)
+{
+  static const struct { const char *name; ScenarioFunc func; } scenarios[] = {
+    { "share", test_share_three_orgs },
+    { "concurrent-edit", test_concurrent_edit },
+    { "many-notes", test_many_notes },
+    { "second-device", test_second_device },
+    { "unshare", test_unshare },
+    { "recovery", test_recovery },
+    { "revoked", test_revoked },
+    { "bundle", test_bundle },
+    { "background", test_background },
+    { "tls", test_tls },
+    { "faults", test_faults },
+    { "restart", test_restart },
+    { "paged-pull", test_paged_pull },
+    { "random", test_random },
+    { "markers", test_markers },
+  };
+  static const struct { const char *name; StoreKind kind; } stores[] = {
+    { "sqlite", STORE_SQLITE },
+    { "pg", STORE_PG },
+  };
+  int status;
+
+  g_test_init (&argc, &argv, NULL);
+
+  for (guint s = 0; s < G_N_ELEMENTS (stores); s++)
+    for (guint i = 0; i < G_N_ELEMENTS (scenarios); i++)
+      {
+        g_autofree char *path = g_strdup_printf ("/sync/%s/%s", stores[s].name, scenarios[i].name);
+
+        g_test_add (path, Ctx, GINT_TO_POINTER (stores[s].kind),
+                    ctx_setup, scenarios[i].func, ctx_teardown);
+      }
+
+  status = g_test_run ();
+  if (pg_cluster != NULL)
+    {
+      pg_postmaster = 0;
+      relais_test_pg_stop (pg_cluster);
+    }
+  g_free (pg_skip_reason);
+  return status;
+}
