@@ -172,6 +172,63 @@ static const char * const migrations[] = {
   "  name, last UNINDEXED, first UNINDEXED, person UNINDEXED,"
   "  tokenize = 'trigram case_sensitive 1', detail = 'none', columnsize = 0"
   ");",
+
+  /* 3 → 4 */
+  /* IF NOT EXISTS: a test winds user_version back to replay an older
+   * step, and this one must then be a no-op.
+   * Sync (sync/relais-sync-engine.c, PROTOCOL.md).  Secrets sit here in
+   * clear columns because the whole database is encrypted at rest; the
+   * engine copies them into guarded memory while it uses them.
+   * sync_identity has one row once the vault is enrolled: the server, this
+   * device's id and request-signing key, the user's key pairs, and the
+   * organisation's recovery public key (NULL when it has none). */
+  "CREATE TABLE IF NOT EXISTS sync_identity ("
+  "  id          INTEGER PRIMARY KEY CHECK (id = 1),"
+  "  server      TEXT NOT NULL,"
+  "  cacert      TEXT,"
+  "  user_id     TEXT NOT NULL,"
+  "  org         TEXT NOT NULL,"
+  "  device_id   TEXT NOT NULL,"
+  "  device_sk   BLOB NOT NULL,"
+  "  box_pk      BLOB NOT NULL,"
+  "  box_sk      BLOB NOT NULL,"
+  "  sign_pk     BLOB NOT NULL,"
+  "  sign_sk     BLOB NOT NULL,"
+  "  recovery_pk BLOB,"
+  "  admin       INTEGER NOT NULL DEFAULT 0"
+  ");"
+  /* Each dossier this vault holds a key of: its current epoch, and whether
+   * the server is known to have it (0: its registration is queued in the
+   * spool, re-queued with each seal until an exchange completes). */
+  "CREATE TABLE IF NOT EXISTS sync_dossier ("
+  "  dossier    TEXT PRIMARY KEY NOT NULL,"
+  "  epoch      INTEGER NOT NULL,"
+  "  registered INTEGER NOT NULL DEFAULT 0"
+  ") WITHOUT ROWID;"
+  /* Every epoch's key: old epochs stay readable (rotation protects what
+   * follows, not the past). */
+  "CREATE TABLE IF NOT EXISTS sync_key ("
+  "  dossier TEXT NOT NULL,"
+  "  epoch   INTEGER NOT NULL,"
+  "  key     BLOB NOT NULL,"
+  "  PRIMARY KEY (dossier, epoch)"
+  ") WITHOUT ROWID;"
+  /* Members past and present (until_epoch 0 while a member), so that
+   * change sets written before a removal still verify. */
+  "CREATE TABLE IF NOT EXISTS sync_member ("
+  "  dossier     TEXT NOT NULL,"
+  "  user_id     TEXT NOT NULL,"
+  "  sign_pk     BLOB NOT NULL,"
+  "  since_epoch INTEGER NOT NULL,"
+  "  until_epoch INTEGER NOT NULL DEFAULT 0,"
+  "  PRIMARY KEY (dossier, user_id)"
+  ") WITHOUT ROWID;"
+  /* Small values of the engine: sealed_seq, the op-log seq up to which
+   * this device's own operations are sealed into the spool. */
+  "CREATE TABLE IF NOT EXISTS sync_state ("
+  "  name  TEXT PRIMARY KEY NOT NULL,"
+  "  value"
+  ") WITHOUT ROWID;",
 };
 
 /* Entries of the ladder that C completes after their SQL, for what SQL

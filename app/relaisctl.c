@@ -23,6 +23,7 @@
 #include "relais-person.h"
 #include "relais-summary.h"
 #include "relais-vault.h"
+#include "relaisctl-sync.h"
 
 /*
  * relaisctl: the vault from the shell.  Exit status 0 on success, 1 on a
@@ -1179,6 +1180,58 @@ usage (void)
   /* Translators: keep the command and option names, and the column. */
   g_printerr ("\n%s", _("The person's document:\n"
                         "  summary ID --pdf FILE     the summary (restitution) as an A4 PDF\n"));
+  g_printerr ("\n%s", relaisctl_sync_usage ());
+}
+
+/* The passphrase for the sync commands, in guarded memory they release
+ * with sodium_free(). */
+static char *
+sync_get_passphrase (GError **error)
+{
+  Secret *secret = get_passphrase (FALSE, error);
+  char *text;
+
+  if (secret == NULL)
+    return NULL;
+  text = g_steal_pointer (&secret->text);
+  g_free (secret);
+  return text;
+}
+
+/* Global options may also come before the command, as in
+ * "relaisctl --vault DIR enroll …": they are moved after it, where every
+ * command's option parser reads them. */
+static void
+hoist_global_options (int    argc,
+                      char **argv)
+{
+  int first = 1;
+
+  while (first < argc)
+    {
+      const char *arg = argv[first];
+      int n;
+
+      if (g_str_equal (arg, "--vault") || g_str_equal (arg, "--passphrase-file"))
+        n = first + 1 < argc ? 2 : 1;
+      else if (g_str_has_prefix (arg, "--vault=") || g_str_has_prefix (arg, "--passphrase-file="))
+        n = 1;
+      else
+        break;
+      first += n;
+    }
+  if (first == 1 || first >= argc)
+    return;
+
+  /* Rotate argv[1 .. first) behind the command word argv[first]. */
+  {
+    g_autofree char **moved = g_new (char *, first - 1);
+
+    memcpy (moved, argv + 1, sizeof (char *) * (first - 1));
+    argv[1] = argv[first];
+    memmove (argv + 2, argv + first + 1, sizeof (char *) * (argc - first - 1));
+    memcpy (argv + argc - (first - 1), moved, sizeof (char *) * (first - 1));
+  }
 }
 
 int
@@ -1201,7 +1254,18 @@ main (int argc, char **argv)
       return argc < 2 ? 1 : 0;
     }
 
+  hoist_global_options (argc, argv);
   command = argv[1];
+  if (relaisctl_sync_handles (command))
+    {
+      RelaisctlSyncContext context = {
+        .global_entries = global_entries,
+        .vault_dir = vault_dir,
+        .get_passphrase = sync_get_passphrase,
+      };
+
+      return relaisctl_sync_main (&context, argc - 1, argv + 1);
+    }
   if (g_str_equal (command, "init"))
     return cmd_init (argc - 1, argv + 1);
   if (g_str_equal (command, "passwd"))

@@ -3,6 +3,7 @@
 #include <gio/gio.h>
 
 #include "relais-client.h"
+#include "relais-keys.h"
 #include "relais-spool.h"
 #include "relais-vault.h"
 
@@ -86,5 +87,111 @@ gboolean relais_sync_unshare (RelaisVault   *vault,
 /* Deletes the vault's files and its spool (a revoked device). */
 gboolean relais_sync_wipe (const char  *vault_dir,
                            GError     **error);
+
+/* Told about each received change set that was refused (@reason in
+ * RELAIS_SYNC_ERROR: SIGNATURE, SEAL, AUTHOR_UNKNOWN, MALFORMED…), so that
+ * the person hears which dossier and why.  @dossier is "?" when the header
+ * itself is unreadable. */
+typedef void (*RelaisSyncRefusalFunc) (const char   *dossier,
+                                       const GError *reason,
+                                       gpointer      user_data);
+
+/* Why a change set was refused, in words for a person (translated, no
+ * capital, no full stop): "the signature does not match its author". */
+const char *relais_sync_describe_refusal (const GError *reason);
+
+/* relais_sync_apply() and relais_sync_run() telling @refusal_func (may be
+ * NULL) about every refused change set. */
+gboolean relais_sync_apply_full (RelaisVault            *vault,
+                                 RelaisSpool            *spool,
+                                 RelaisSyncReport       *report,
+                                 RelaisSyncRefusalFunc   refusal_func,
+                                 gpointer                user_data,
+                                 GError                **error);
+gboolean relais_sync_run_full   (RelaisVault            *vault,
+                                 RelaisSyncReport       *report,
+                                 RelaisSyncRefusalFunc   refusal_func,
+                                 gpointer                user_data,
+                                 GCancellable           *cancellable,
+                                 GError                **error);
+
+/* What enrolment stores, in the vault and (without the user's keys) in
+ * the spool.  Public so that tests can give vaults identities without a
+ * server. */
+typedef struct {
+  const char   *server;
+  const char   *cacert;       /* NULL: the system's CAs */
+  const char   *user_id;
+  const char   *org;
+  const char   *device_id;    /* the server's id of this device */
+  gboolean      admin;
+  const guint8 *recovery_pk;  /* the organisation's recovery key, or NULL */
+} RelaisSyncIdentity;
+
+/* Stores the identity, the user's key pairs and the device's request key
+ * (Ed25519, 64 bytes) in the vault and @spool (when not NULL), and makes
+ * the user id the author of this device's operations. */
+gboolean relais_sync_set_identity (RelaisVault               *vault,
+                                   RelaisSpool               *spool,
+                                   const RelaisSyncIdentity  *identity,
+                                   const RelaisUserKeys      *user_keys,
+                                   const guint8              *device_sk,
+                                   GError                   **error);
+
+/* The enrolled user's id (NULL when not enrolled). */
+char      *relais_sync_get_user_id (RelaisVault  *vault);
+
+/* Every epoch's key of @dossier_id that the vault holds, wrapped for
+ * @box_pk (element type RelaisWrappedKey, user_id @user_id): what share
+ * sends, and what tests hand to another vault through its spool. */
+GPtrArray *relais_sync_wrap_keys   (RelaisVault   *vault,
+                                    const char    *dossier_id,
+                                    const char    *user_id,
+                                    const guint8  *box_pk,
+                                    GError       **error);
+
+/* Takes a dossier's wrapped keys and members (from a pull, or
+ * GET /v1/dossiers/{id}/keys) into the vault: unwraps every epoch with the
+ * user's box key, records the members, advances the current epoch. */
+gboolean   relais_sync_import_keys (RelaisVault              *vault,
+                                    const RelaisDossierKeys  *keys,
+                                    GError                  **error);
+
+/* Seals what is pending, then writes every envelope waiting in spool/out
+ * to @path as a bundle (PROTOCOL.md §4). */
+gboolean relais_sync_bundle_export (RelaisVault   *vault,
+                                    RelaisSpool   *spool,
+                                    const char    *path,
+                                    guint         *out_count,
+                                    GError       **error);
+/* Opens and applies the change sets of the bundle @path as apply does
+ * (idempotent): @report's pulled counts the change sets applied, applied
+ * the operations new to the vault, rejected and waiting the others. */
+gboolean relais_sync_bundle_import (RelaisVault            *vault,
+                                    RelaisSpool            *spool,
+                                    const char             *path,
+                                    RelaisSyncReport       *report,
+                                    RelaisSyncRefusalFunc   refusal_func,
+                                    gpointer                user_data,
+                                    GError                **error);
+
+/* The organisation's recovery key, made offline: writes the secret half
+ * to @path (created, mode 0600, never overwritten) and returns the public
+ * half in base64url.  The file is two lines: "RELAIS-RECOVERY-KEY 1" and
+ * the X25519 secret key in base64url. */
+char    *relais_sync_recovery_key_new (const char  *path,
+                                       GError     **error);
+
+/* An administrator's device re-grants every dossier of @from_user to
+ * @to_user (their new identity after a forgotten passphrase) with the
+ * recovery secret key in @recovery_key_path.  Needs only the spool (the
+ * device key signs the requests).  *@out_count: dossiers granted. */
+gboolean relais_sync_recover (RelaisSpool   *spool,
+                              const char    *recovery_key_path,
+                              const char    *from_user,
+                              const char    *to_user,
+                              guint         *out_count,
+                              GCancellable  *cancellable,
+                              GError       **error);
 
 G_END_DECLS
