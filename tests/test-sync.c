@@ -13,6 +13,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+#include <sodium.h>
+
+#include "relais-changeset.h"
 #include "relais-fault-proxy.h"
 #include "relais-test-util.h"
 
@@ -2405,6 +2409,366 @@ test_paged_pull (Ctx           *ctx,
   }
 }
 
+/* ---- Requests made by hand ---------------------------------------------- */
+
+/* The device's request key, as the spool keeps it (PROTOCOL.md §7). */
+static guint8 *
+device_key (Device *dev)
+{
+  g_autofree char *path = g_build_filename (dev->vault, "spool", "device.key", NULL);
+  g_autofree char *bytes = NULL;
+  gsize len = 0;
+  guint8 *sk;
+
+  g_assert_true (g_file_get_contents (path, &bytes, &len, NULL));
+  g_assert_cmpuint (len, ==, crypto_sign_SECRETKEYBYTES);
+  sk = sodium_malloc (crypto_sign_SECRETKEYBYTES);
+  memcpy (sk, bytes, len);
+  sodium_memzero (bytes, len);
+  return sk;
+}
+
+typedef struct {
+  const char   *device_id;
+  const guint8 *sk;              /* signs the request */
+  gint64        time;            /* 0: now */
+  const guint8 *nonce;           /* 16 bytes, NULL: random */
+  gboolean      bad_signature;   /* flip one bit of it */
+} Signer;
+
+static size_t
+collect (char   *data,
+         size_t  size,
+         size_t  n,
+         void   *user_data)
+{
+  g_string_append_len (user_data, data, (gssize) (size * n));
+  return size * n;
+}
+
+/* One request as PROTOCOL.md §5.1 says to sign it (@signer NULL: not
+ * signed); returns the HTTP status, the body in *@out_body. */
+static long
+http_request (const char   *base_url,
+              const Signer *signer,
+              const char   *method,
+              const char   *path,
+              const char   *body,
+              char        **out_body)
+{
+  g_autofree char *url = g_strconcat (base_url, path, NULL);
+  g_autoptr(GString) answer = g_string_new (NULL);
+  struct curl_slist *headers = NULL;
+  long status = 0;
+  CURL *curl = curl_easy_init ();
+
+  g_assert_nonnull (curl);
+  if (signer != NULL)
+    {
+      guint8 hash[crypto_hash_sha256_BYTES];
+      char hash_hex[crypto_hash_sha256_BYTES * 2 + 1];
+      guint8 nonce[16];
+      guint8 signature[crypto_sign_BYTES];
+      gint64 now = signer->time != 0 ? signer->time : g_get_real_time () / G_USEC_PER_SEC;
+      g_autofree char *nonce_text = NULL;
+      g_autofree char *message = NULL;
+      g_autofree char *signature_text = NULL;
+      g_autofree char *h1 = NULL, *h2 = NULL, *h3 = NULL, *h4 = NULL;
+
+      crypto_hash_sha256 (hash, (const guint8 *) (body != NULL ? body : ""), body != NULL ? strlen (body) : 0);
+      sodium_bin2hex (hash_hex, sizeof hash_hex, hash, sizeof hash);
+      if (signer->nonce != NULL)
+        memcpy (nonce, signer->nonce, sizeof nonce);
+      else
+        randombytes_buf (nonce, sizeof nonce);
+      nonce_text = relais_sync_base64_encode (nonce, sizeof nonce);
+      message = g_strdup_printf ("relais-request-v1\n%s\n%s\n%" G_GINT64_FORMAT "\n%s\n%s",
+                                 method, path, now, nonce_text, hash_hex);
+      crypto_sign_detached (signature, NULL, (const guint8 *) message, strlen (message), signer->sk);
+      if (signer->bad_signature)
+        signature[10] ^= 0x01;
+      signature_text = relais_sync_base64_encode (signature, sizeof signature);
+      h1 = g_strdup_printf ("Relais-Device: %s", signer->device_id);
+      h2 = g_strdup_printf ("Relais-Time: %" G_GINT64_FORMAT, now);
+      h3 = g_strdup_printf ("Relais-Nonce: %s", nonce_text);
+      h4 = g_strdup_printf ("Relais-Signature: %s", signature_text);
+      headers = curl_slist_append (headers, h1);
+      headers = curl_slist_append (headers, h2);
+      headers = curl_slist_append (headers, h3);
+      headers = curl_slist_append (headers, h4);
+    }
+  if (body != NULL)
+    {
+      headers = curl_slist_append (headers, "Content-Type: application/json");
+      curl_easy_setopt (curl, CURLOPT_POSTFIELDS, body);
+    }
+  headers = curl_slist_append (headers, "Expect:");
+  curl_easy_setopt (curl, CURLOPT_URL, url);
+  curl_easy_setopt (curl, CURLOPT_CUSTOMREQUEST, method);
+  curl_easy_setopt (curl, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt (curl, CURLOPT_WRITEFUNCTION, collect);
+  curl_easy_setopt (curl, CURLOPT_WRITEDATA, answer);
+  curl_easy_setopt (curl, CURLOPT_TIMEOUT, 30L);
+  g_assert_cmpint (curl_easy_perform (curl), ==, CURLE_OK);
+  curl_easy_getinfo (curl, CURLINFO_RESPONSE_CODE, &status);
+  curl_slist_free_all (headers);
+  curl_easy_cleanup (curl);
+  if (out_body != NULL)
+    *out_body = g_strdup (answer->str);
+  return status;
+}
+
+/* The "error" code of an error answer. */
+static char *
+error_code (const char *body)
+{
+  g_autoptr(JsonNode) root = parse_json (body);
+
+  g_assert_true (JSON_NODE_HOLDS_OBJECT (root));
+  return g_strdup (json_object_get_string_member (json_node_get_object (root), "error"));
+}
+
+static void
+assert_http_error (long        status,
+                   const char *body,
+                   long        expected_status,
+                   const char *expected_code)
+{
+  g_autofree char *code = NULL;
+
+  if (status != expected_status)
+    g_test_message ("expected %ld %s, got %ld: %s", expected_status, expected_code, status, body);
+  g_assert_cmpint (status, ==, expected_status);
+  code = error_code (body);
+  g_assert_cmpstr (code, ==, expected_code);
+}
+
+/* A pulled envelope of @dev's spool, waiting to be applied. */
+static GBytes *
+spooled_envelope (Device *dev)
+{
+  g_autofree char *in = g_build_filename (dev->vault, "spool", "in", NULL);
+  g_autoptr(GDir) dir = g_dir_open (in, 0, NULL);
+  const char *name;
+
+  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *path = g_build_filename (in, name, NULL);
+      g_autofree char *bytes = NULL;
+      gsize len = 0;
+
+      if (!g_str_has_suffix (name, ".rlcs"))
+        continue;
+      g_assert_true (g_file_get_contents (path, &bytes, &len, NULL));
+      return g_bytes_new_take (g_steal_pointer (&bytes), len);
+    }
+  return NULL;
+}
+
+static char *
+push_body (GBytes *envelope)
+{
+  gsize len = 0;
+  const guint8 *data = g_bytes_get_data (envelope, &len);
+  g_autofree char *b64 = relais_sync_base64_encode (data, len);
+
+  return g_strdup_printf ("{\"changesets\":[\"%s\"]}", b64);
+}
+
+/* The status of the one result of a push answered 200. */
+static char *
+push_result (long        status,
+             const char *body)
+{
+  g_autoptr(JsonNode) root = NULL;
+  JsonArray *results;
+
+  if (status != 200)
+    g_test_message ("push: %ld %s", status, body);
+  g_assert_cmpint (status, ==, 200);
+  root = parse_json (body);
+  results = json_object_get_array_member (json_node_get_object (root), "results");
+  g_assert_cmpuint (json_array_get_length (results), ==, 1);
+  return g_strdup (json_object_get_string_member (json_array_get_object_element (results, 0), "status"));
+}
+
+/* Requests made by hand with a device's own key: a non-member cannot read
+ * a dossier's keys nor pull it, nor push into it; a replayed request, a
+ * forged or stale signature, an unknown device, someone else's change set
+ * and a tampered one are refused, and none of it changes what members
+ * see.  (The server helper's tests go through every endpoint; these use
+ * keys enrolled by relaisctl, end to end.) */
+static void
+test_requests (Ctx           *ctx,
+               gconstpointer  data)
+{
+  Device *a, *b, *c;
+  g_autofree char *id = NULL;
+  g_autofree char *keys_path = NULL;
+  g_autofree char *body = NULL;
+  g_autoptr(GBytes) envelope = NULL;
+  guint8 *sk_b, *sk_c;
+  const char *url;
+  long status;
+
+  if (ctx_skipped (ctx))
+    return;
+  url = ctx->server->url;
+  a = member_new (ctx, "a", "CCAS Aurillac");
+  b = member_new (ctx, "b", "France Travail Cantal");
+  c = member_new (ctx, "c", "Mission locale");
+  id = person_add (a, NULL);
+  sync_ok (a);
+  share (a, id, b);
+  sync_ok (b);
+  g_free (note_add (a, id, "entretien"));
+  sync_ok (a);
+  /* B's background sync leaves A's change set in its spool: a real
+   * envelope to misuse. */
+  {
+    g_auto(Run) run = { 0 };
+
+    ctl_nopass (&run, b, "sync", "--background", NULL);
+    g_assert_cmpint (run.status, ==, 0);
+  }
+  envelope = spooled_envelope (b);
+  g_assert_nonnull (envelope);
+  sk_b = device_key (b);
+  sk_c = device_key (c);
+  keys_path = g_strdup_printf ("/v1/dossiers/%s/keys", id);
+
+  /* Unsigned health; signed requests as a member: the signing is right. */
+  status = http_request (url, NULL, "GET", "/v1/health", NULL, &body);
+  g_assert_cmpint (status, ==, 200);
+  g_clear_pointer (&body, g_free);
+  {
+    Signer s = { b->device_id, sk_b, 0, NULL, FALSE };
+
+    status = http_request (url, &s, "GET", keys_path, NULL, &body);
+    if (status != 200)
+      g_test_message ("member keys: %ld %s", status, body);
+    g_assert_cmpint (status, ==, 200);
+    g_clear_pointer (&body, g_free);
+  }
+
+  /* A non-member: no keys, nothing pulled, no push into the dossier. */
+  {
+    Signer s = { c->device_id, sk_c, 0, NULL, FALSE };
+    g_autoptr(JsonNode) root = NULL;
+    g_autofree char *pushed = NULL;
+    g_autofree char *push = push_body (envelope);
+    g_autofree char *status_text = NULL;
+
+    status = http_request (url, &s, "GET", keys_path, NULL, &body);
+    assert_http_error (status, body, 403, "not_member");
+    g_clear_pointer (&body, g_free);
+
+    status = http_request (url, &s, "GET", "/v1/changesets?limit=500", NULL, &body);
+    g_assert_cmpint (status, ==, 200);
+    root = parse_json (body);
+    g_assert_cmpuint (json_array_get_length (json_object_get_array_member (json_node_get_object (root), "changesets")), ==, 0);
+    g_assert_null (strstr (body, id));
+    g_clear_pointer (&body, g_free);
+
+    status = http_request (url, &s, "POST", "/v1/changesets", push, &body);
+    if (status == 200)
+      {
+        status_text = push_result (status, body);
+        g_assert_cmpstr (status_text, ==, "refused");
+      }
+    else
+      g_assert_cmpint (status, ==, 403);
+    g_clear_pointer (&body, g_free);
+  }
+
+  /* Replayed: the same signed request twice. */
+  {
+    guint8 nonce[16];
+    Signer s = { b->device_id, sk_b, 0, nonce, FALSE };
+
+    randombytes_buf (nonce, sizeof nonce);
+    s.time = g_get_real_time () / G_USEC_PER_SEC;
+    status = http_request (url, &s, "GET", keys_path, NULL, &body);
+    g_assert_cmpint (status, ==, 200);
+    g_clear_pointer (&body, g_free);
+    status = http_request (url, &s, "GET", keys_path, NULL, &body);
+    assert_http_error (status, body, 409, "replayed");
+    g_clear_pointer (&body, g_free);
+  }
+
+  /* Forged: a flipped bit; another device's key under B's id; a stale
+   * clock; a device the server never enrolled. */
+  {
+    Signer flipped = { b->device_id, sk_b, 0, NULL, TRUE };
+    Signer other = { b->device_id, sk_c, 0, NULL, FALSE };
+    Signer stale = { b->device_id, sk_b, g_get_real_time () / G_USEC_PER_SEC - 3600, NULL, FALSE };
+    Signer unknown = { "00000000-0000-7000-8000-000000000000", sk_b, 0, NULL, FALSE };
+
+    status = http_request (url, &flipped, "GET", keys_path, NULL, &body);
+    assert_http_error (status, body, 401, "bad_signature");
+    g_clear_pointer (&body, g_free);
+    status = http_request (url, &other, "GET", keys_path, NULL, &body);
+    assert_http_error (status, body, 401, "bad_signature");
+    g_clear_pointer (&body, g_free);
+    status = http_request (url, &stale, "GET", keys_path, NULL, &body);
+    assert_http_error (status, body, 401, "stale_request");
+    g_clear_pointer (&body, g_free);
+    status = http_request (url, &unknown, "GET", keys_path, NULL, &body);
+    g_assert_cmpint (status, ==, 401);
+    g_clear_pointer (&body, g_free);
+    status = http_request (url, NULL, "GET", keys_path, NULL, &body);
+    g_assert_cmpint (status, ==, 401);
+    g_clear_pointer (&body, g_free);
+  }
+
+  /* A member pushing A's change set as its own, and a tampered one. */
+  {
+    Signer s = { b->device_id, sk_b, 0, NULL, FALSE };
+    g_autofree char *push = push_body (envelope);
+    g_autofree char *result = NULL;
+    gsize len = 0;
+    g_autofree guint8 *tampered = g_bytes_unref_to_data (g_bytes_ref (envelope), &len);
+    g_autoptr(GBytes) bad = NULL;
+    g_autofree char *bad_push = NULL;
+    g_autofree char *bad_result = NULL;
+
+    status = http_request (url, &s, "POST", "/v1/changesets", push, &body);
+    result = push_result (status, body);
+    g_assert_cmpstr (result, ==, "refused");
+    g_clear_pointer (&body, g_free);
+
+    tampered[len - 80] ^= 0x01;
+    bad = g_bytes_new (tampered, len);
+    bad_push = push_body (bad);
+    status = http_request (url, &s, "POST", "/v1/changesets", bad_push, &body);
+    if (status == 200)
+      {
+        bad_result = push_result (status, body);
+        g_assert_cmpstr (bad_result, ==, "refused");
+      }
+    else
+      g_assert_cmpint (status, ==, 400);
+    g_clear_pointer (&body, g_free);
+
+    status = http_request (url, &s, "POST", "/v1/changesets", "{\"changesets\": [", &body);
+    assert_http_error (status, body, 400, "malformed");
+    g_clear_pointer (&body, g_free);
+  }
+
+  /* None of it reached anyone: B's sync applies A's note, once. */
+  {
+    g_autoptr(GPtrArray) texts = g_ptr_array_new ();
+    Device *both[2] = { a, b };
+
+    g_ptr_array_add (texts, "entretien");
+    sync_all (both, 2, 1);
+    assert_notes_exactly (b, id, texts);
+    assert_same_exports (both, 2);
+  }
+  sodium_free (sk_b);
+  sodium_free (sk_c);
+}
+
 /* ---- Randomized convergence ------------------------------------------- */
 
 /* A value written to one field of one dossier, and the values its writer
@@ -2609,7 +2973,7 @@ test_random (Ctx           *ctx,
              gconstpointer  data)
 {
   guint32 seed = env_uint ("RELAIS_TEST_SEED", g_random_int ());
-  guint steps = env_uint ("RELAIS_TEST_STEPS", 60);
+  guint steps = env_uint ("RELAIS_TEST_STEPS", 100);
   g_autoptr(GRand) rand = g_rand_new_with_seed (seed);
   /* Teams: X {0,1,2}, Y {0,1}, Z {1,2}. */
   const gboolean teams[R_DOSSIERS][3] = { { TRUE, TRUE, TRUE }, { TRUE, TRUE, FALSE }, { FALSE, TRUE, TRUE } };
@@ -2785,6 +3149,18 @@ test_random (Ctx           *ctx,
   /* Each dossier: identical on its team's replicas, absent elsewhere, and
    * every live value kept. */
   {
+    guint in_conflict = 0;
+
+    for (guint d = 0; d < R_DOSSIERS; d++)
+      for (guint f = 0; f < R_FIELDS; f++)
+        {
+          g_autoptr(GPtrArray) live = model_live (&w, d, f);
+
+          in_conflict += live->len > 1;
+        }
+    g_test_message ("seed %u: %u writes, %u fields left in conflict", seed, w.writes->len, in_conflict);
+  }
+  {
     JsonNode *exports[R_DEVICES];
 
     for (guint i = 0; i < R_DEVICES; i++)
@@ -2941,6 +3317,7 @@ main (int argc, char **argv)
     { "faults", test_faults },
     { "restart", test_restart },
     { "paged-pull", test_paged_pull },
+    { "requests", test_requests },
     { "random", test_random },
     { "markers", test_markers },
   };
@@ -2951,6 +3328,8 @@ main (int argc, char **argv)
   int status;
 
   g_test_init (&argc, &argv, NULL);
+  g_assert_cmpint (sodium_init (), >=, 0);
+  curl_global_init (CURL_GLOBAL_DEFAULT);
 
   for (guint s = 0; s < G_N_ELEMENTS (stores); s++)
     for (guint i = 0; i < G_N_ELEMENTS (scenarios); i++)
@@ -2968,5 +3347,6 @@ main (int argc, char **argv)
       relais_test_pg_stop (pg_cluster);
     }
   g_free (pg_skip_reason);
+  curl_global_cleanup ();
   return status;
 }
