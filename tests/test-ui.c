@@ -6,6 +6,8 @@
 
 #include <adwaita.h>
 #include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
+#include <signal.h>
 #include <string.h>
 
 #include "relais-import.h"
@@ -20,7 +22,9 @@
 #include "relais-person-object.h"
 #include "relais-preferences-window.h"
 #include "relais-strength.h"
+#include "relais-spool.h"
 #include "relais-summary.h"
+#include "relais-sync-engine.h"
 #include "relais-sync-indicator.h"
 #include "relais-test-util.h"
 #include "relais-ui.h"
@@ -1041,6 +1045,7 @@ test_ui_conflicts (void)
 
   /* The sidebar: no server for this vault, two conflicts to review. */
   indicator = relais_vault_view_get_sync_indicator (view);
+  screenshot (GTK_WIDGET (window), "10-conflicts-sidebar");
   g_assert_cmpint (relais_sync_indicator_get_state (indicator), ==, RELAIS_SYNC_STATE_NOT_ENROLLED);
   g_assert_cmpstr (relais_sync_indicator_get_text (indicator), ==, "Not connected to a server");
   gtk_test_accessible_assert_role (indicator, GTK_ACCESSIBLE_ROLE_STATUS);
@@ -1051,13 +1056,13 @@ test_ui_conflicts (void)
   g_assert_false (gtk_widget_get_visible (button));
   g_assert_true (label_shown (GTK_WIDGET (indicator), "2"));
   g_assert_true (gtk_widget_has_css_class (must_find (GTK_WIDGET (indicator), GTK_TYPE_BUTTON, NULL), "conflicts-button"));
-  screenshot (GTK_WIDGET (window), "10-conflicts-sidebar");
 
   /* The page: each conflict under the person's name, every value with
    * its author, the one shown now marked. */
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "sync.conflicts", NULL));
   g_assert_cmpstr (relais_window_get_state (window), ==, "conflicts");
   page = child (window, RELAIS_TYPE_WINDOW, "conflicts_page");
+  screenshot (GTK_WIDGET (window), "11-conflicts");
   g_assert_cmpuint (relais_conflicts_page_get_n_conflicts (page), ==, 2);
   g_assert_cmpstr (gtk_stack_get_visible_child_name (child (page, RELAIS_TYPE_CONFLICTS_PAGE, "stack")),
                    ==, "list");
@@ -1073,7 +1078,6 @@ test_ui_conflicts (void)
   g_assert_cmpstr (adw_preferences_group_get_description (ADW_PREFERENCES_GROUP (group)), ==,
                    "Action “Atelier CV” · Status");
   g_assert_cmpuint (count_widgets (GTK_WIDGET (page), ADW_TYPE_PREFERENCES_GROUP), ==, 3);
-  screenshot (GTK_WIDGET (window), "11-conflicts");
 
   winner_shown = relais_conflicts_format_value ("person", "phone", winner_phone);
   loser_shown = relais_conflicts_format_value ("person", "phone", loser_phone);
@@ -1155,6 +1159,305 @@ test_ui_conflicts (void)
 
   gtk_window_destroy (GTK_WINDOW (window));
   g_assert_finalize_object (window);
+  relais_test_rm_rf (tmp);
+}
+
+/* ---- A real relais-server on loopback ---------------------------------- */
+
+/* RELAIS_SERVER, or the one built beside this test. */
+static char *
+find_server (void)
+{
+  const char *env = g_getenv ("RELAIS_SERVER");
+  const char *build = g_getenv ("G_TEST_BUILDDIR");
+  g_autofree char *path = NULL;
+
+  if (env != NULL && *env != '\0')
+    path = g_strdup (env);
+  else if (build != NULL)
+    path = g_build_filename (build, "..", "sync", "server", "relais-server", NULL);
+  if (path == NULL || !g_file_test (path, G_FILE_TEST_IS_EXECUTABLE))
+    return NULL;
+  return g_steal_pointer (&path);
+}
+
+/* Runs relais-server ARGS... and returns its stdout's first line. */
+static char *
+server_admin (const char *server,
+              ...)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  g_autoptr(GSubprocess) process = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+  va_list args;
+  const char *arg;
+
+  g_ptr_array_add (argv, (char *) server);
+  va_start (args, server);
+  while ((arg = va_arg (args, const char *)) != NULL)
+    g_ptr_array_add (argv, (char *) arg);
+  va_end (args);
+  g_ptr_array_add (argv, NULL);
+
+  process = g_subprocess_newv ((const char * const *) argv->pdata,
+                               G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
+                               &error);
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_communicate_utf8 (process, NULL, NULL, &out, &err, &error));
+  g_assert_no_error (error);
+  if (!g_subprocess_get_successful (process))
+    g_error ("relais-server %s failed: %s", (char *) argv->pdata[1], err);
+  return g_strstrip (g_strdup (out));
+}
+
+typedef struct {
+  GSubprocess *process;
+  char        *url;
+} TestServer;
+
+/* @listen: "127.0.0.1:0" for a free port. */
+static TestServer *
+server_start (const char *server,
+              const char *store,
+              const char *listen)
+{
+  const char *argv[] = { server, "serve", "--store", store, "--listen", listen, NULL };
+  const char *prefix = "relais-server: listening on ";
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GDataInputStream) out = NULL;
+  g_autofree char *line = NULL;
+  TestServer *test_server = g_new0 (TestServer, 1);
+
+  test_server->process = g_subprocess_newv (argv, G_SUBPROCESS_FLAGS_STDOUT_PIPE
+                                            | G_SUBPROCESS_FLAGS_STDERR_SILENCE, &error);
+  g_assert_no_error (error);
+  out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (test_server->process));
+  line = g_data_input_stream_read_line_utf8 (out, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (line);
+  g_assert_true (g_str_has_prefix (line, prefix));
+  test_server->url = g_strdup (line + strlen (prefix));
+  return test_server;
+}
+
+static void
+server_stop (TestServer *test_server)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_subprocess_send_signal (test_server->process, SIGTERM);
+  g_assert_true (g_subprocess_wait (test_server->process, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_get_successful (test_server->process));
+  g_object_unref (test_server->process);
+  g_free (test_server->url);
+  g_free (test_server);
+}
+
+static gboolean
+indicator_not_syncing (gpointer data)
+{
+  return relais_sync_indicator_get_state (data) != RELAIS_SYNC_STATE_SYNCING;
+}
+
+static gboolean
+indicator_pending (gpointer data)
+{
+  return g_str_has_suffix (relais_sync_indicator_get_text (data), "waiting to be sent");
+}
+
+/* Runs the window's Sync Now and waits until it has ended. */
+static void
+sync_now (RelaisWindow        *window,
+          RelaisSyncIndicator *indicator)
+{
+  /* One that started by itself (unlock, the network) ends first. */
+  g_assert_true (wait_until (indicator_not_syncing, indicator));
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "sync.now", NULL));
+  g_assert_cmpint (relais_sync_indicator_get_state (indicator), ==, RELAIS_SYNC_STATE_SYNCING);
+  g_assert_cmpstr (relais_sync_indicator_get_text (indicator), ==, "Syncing…");
+  g_assert_true (wait_until (indicator_not_syncing, indicator));
+}
+
+/* An enrolled vault in the window, against a real relais-server: the
+ * indicator through its states (synced, a change waiting, synced again),
+ * a colleague's change applied to the dossier shown, and a revoked
+ * device that wipes its vault. */
+static void
+test_ui_sync (void)
+{
+  g_autofree char *server = find_server ();
+  g_autofree char *tmp = NULL;
+  g_autofree char *store = NULL;
+  g_autofree char *dir = NULL;
+  g_autofree char *dir2 = NULL;
+  g_autofree char *code = NULL;
+  g_autofree char *user_line = NULL;
+  g_autofree char *user_id = NULL;
+  g_autofree char *code2 = NULL;
+  g_autofree char *id = NULL;
+  g_autofree char *device_id = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(RelaisPerson) person = relais_person_new ();
+  TestServer *test_server;
+  RelaisVault *vault;
+  RelaisVault *laptop;
+  RelaisWindow *window;
+  RelaisVaultView *view;
+  RelaisSyncIndicator *indicator;
+  RelaisSyncReport report;
+
+  if (server == NULL)
+    {
+      g_test_skip ("relais-server is not built");
+      return;
+    }
+  g_setenv ("RELAIS_TEST_FAST_KDF", "1", TRUE);
+
+  tmp = relais_test_make_tmpdir ("relais-ui-sync-XXXXXX");
+  store = g_strconcat ("sqlite:", tmp, "/server.db", NULL);
+  dir = g_build_filename (tmp, "vault", NULL);
+  dir2 = g_build_filename (tmp, "laptop", NULL);
+  test_server = server_start (server, store, "127.0.0.1:0");
+  code = server_admin (server, "user", "add", "--store", store, "--name", "Alice Martin",
+                       "--org", "CCAS Saint-Flour", NULL);
+
+  /* This computer: a dossier written before enrolling. */
+  vault = make_test_vault (dir, "alice");
+  person->last_name = g_strdup ("Quenouillère");
+  person->first_name = g_strdup ("Hélène");
+  person->birth_date = g_strdup ("1985-03-12");
+  person->city = g_strdup ("Saint-Flour");
+  id = relais_person_add (vault, person, &error);
+  g_assert_no_error (error);
+  g_assert_true (relais_sync_enroll (vault, test_server->url, NULL, code, PASSPHRASE, "desk",
+                                     NULL, &error));
+  g_assert_no_error (error);
+  relais_vault_close (vault);
+
+  window = g_object_new (RELAIS_TYPE_WINDOW,
+                         "vault-dir", dir,
+                         "default-width", 1000,
+                         "default-height", 700,
+                         NULL);
+  g_object_ref_sink (window);
+  gtk_window_present (GTK_WINDOW (window));
+  unlock_window (window);
+  view = RELAIS_VAULT_VIEW (relais_window_get_view (window));
+  indicator = relais_vault_view_get_sync_indicator (view);
+  relais_vault_view_show_dossier (view, id);
+  g_assert_true (gtk_widget_get_visible (find_button_with_icon (GTK_WIDGET (indicator),
+                                                                "view-refresh-symbolic")));
+
+  /* Sync Now: the dossier goes up, the indicator says so. */
+  sync_now (window, indicator);
+  screenshot (GTK_WIDGET (window), "13-synced");
+  g_assert_cmpint (relais_sync_indicator_get_state (indicator), ==, RELAIS_SYNC_STATE_IDLE);
+  g_assert_cmpstr (relais_sync_indicator_get_text (indicator), ==, "Synced just now");
+  gtk_test_accessible_assert_property (indicator, GTK_ACCESSIBLE_PROPERTY_LABEL, "Sync: Synced just now");
+
+  /* A second laptop of the same user gets it: the exchange was real. */
+  user_line = server_admin (server, "user", "list", "--store", store, "--json", NULL);
+  {
+    g_autoptr(JsonParser) parser = json_parser_new ();
+    JsonArray *users;
+
+    g_assert_true (json_parser_load_from_data (parser, user_line, -1, &error));
+    users = json_node_get_array (json_parser_get_root (parser));
+    g_assert_cmpuint (json_array_get_length (users), ==, 1);
+    user_id = g_strdup (json_object_get_string_member (json_array_get_object_element (users, 0), "user_id"));
+  }
+  code2 = server_admin (server, "user", "code", "--store", store, user_id, NULL);
+  laptop = make_test_vault (dir2, "alice");
+  g_assert_true (relais_sync_enroll (laptop, test_server->url, NULL, code2, PASSPHRASE, "laptop",
+                                     NULL, &error));
+  g_assert_no_error (error);
+  g_assert_true (relais_sync_run (laptop, &report, NULL, &error));
+  g_assert_no_error (error);
+  {
+    g_autoptr(RelaisPerson) pulled = relais_person_get (laptop, id, &error);
+
+    g_assert_no_error (error);
+    g_assert_cmpstr (pulled->city, ==, "Saint-Flour");
+  }
+
+  /* A change here waits, counted, until the next sync. */
+  edit_phone (relais_window_get_vault (window), id, "0611111111");
+  g_signal_emit_by_name (view, "written");
+  g_assert_true (wait_until (indicator_pending, indicator));
+  screenshot (GTK_WIDGET (window), "14-pending");
+  g_assert_cmpstr (relais_sync_indicator_get_text (indicator), ==, "1 change waiting to be sent");
+
+  /* The laptop changes the city; Sync Now brings it into the dossier
+   * shown, and takes the phone number up. */
+  {
+    g_autoptr(RelaisPerson) changes = relais_person_new ();
+
+    changes->city = g_strdup ("Mende");
+    g_assert_true (relais_person_edit (laptop, id, changes, &error));
+    g_assert_no_error (error);
+    g_assert_true (relais_sync_run (laptop, &report, NULL, &error));
+    g_assert_no_error (error);
+  }
+  sync_now (window, indicator);
+  g_assert_cmpstr (relais_sync_indicator_get_text (indicator), ==, "Synced just now");
+  g_assert_cmpstr (gtk_label_get_label (child (view, RELAIS_TYPE_VAULT_VIEW, "city_label")), ==, "Mende");
+  g_assert_true (relais_sync_run (laptop, &report, NULL, &error));
+  g_assert_no_error (error);
+  {
+    g_autoptr(RelaisPerson) pulled = relais_person_get (laptop, id, &error);
+
+    g_assert_cmpstr (pulled->phone, ==, "0611111111");
+  }
+  relais_vault_close (laptop);
+
+  /* The server goes away: the indicator says the sync did not happen,
+   * never that it did. */
+  {
+    g_autofree char *listen = g_strdup (test_server->url + strlen ("http://"));
+
+    server_stop (test_server);
+    sync_now (window, indicator);
+    g_assert_cmpint (relais_sync_indicator_get_state (indicator), ==, RELAIS_SYNC_STATE_ERROR);
+    g_assert_true (g_str_has_prefix (relais_sync_indicator_get_text (indicator), "Not synced: "));
+    screenshot (GTK_WIDGET (window), "15-server-gone");
+    test_server = server_start (server, store, listen);
+    sync_now (window, indicator);
+    g_assert_cmpstr (relais_sync_indicator_get_text (indicator), ==, "Synced just now");
+  }
+
+  /* The administrator revokes this computer: at its next sync the vault
+   * is erased and the window starts over, saying why. */
+  {
+    g_autoptr(RelaisSpool) spool = relais_spool_open (dir, &error);
+    g_autoptr(RelaisSpoolIdentity) identity = NULL;
+    g_autofree char *revoked = NULL;
+
+    g_assert_no_error (error);
+    identity = relais_spool_get_identity (spool, &error);
+    g_assert_no_error (error);
+    device_id = g_strdup (identity->device_id);
+    revoked = server_admin (server, "device", "revoke", "--store", store, device_id, NULL);
+  }
+  g_assert_true (wait_until (indicator_not_syncing, indicator));
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "sync.now", NULL));
+  wait_for_state (window, "create");
+  g_assert_null (relais_window_get_vault (window));
+  g_assert_true (gtk_widget_get_visible (child (window, RELAIS_TYPE_WINDOW, "create_notice")));
+  {
+    g_autofree char *key = g_build_filename (dir, RELAIS_KEYFILE_NAME, NULL);
+    g_autofree char *db = g_build_filename (dir, RELAIS_VAULT_DB_NAME, NULL);
+
+    g_assert_false (g_file_test (key, G_FILE_TEST_EXISTS));
+    g_assert_false (g_file_test (db, G_FILE_TEST_EXISTS));
+  }
+  screenshot (GTK_WIDGET (window), "16-revoked");
+
+  gtk_window_destroy (GTK_WINDOW (window));
+  g_assert_finalize_object (window);
+  server_stop (test_server);
   relais_test_rm_rf (tmp);
 }
 
@@ -1332,6 +1635,7 @@ main (int   argc,
   g_test_add_func ("/ui/dossier-list/pages", test_ui_dossier_list_pages);
   g_test_add_func ("/ui/window/first-run", test_ui_first_run);
   g_test_add_func ("/ui/window/conflicts", test_ui_conflicts);
+  g_test_add_func ("/ui/window/sync", test_ui_sync);
 
   return g_test_run ();
 }

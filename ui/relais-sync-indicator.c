@@ -160,10 +160,17 @@ show (RelaisSyncIndicator *self)
   gtk_widget_set_visible (self->icon, !syncing);
   gtk_widget_set_visible (self->spinner, syncing);
   gtk_spinner_set_spinning (GTK_SPINNER (self->spinner), syncing);
+  /* Quiet while all is well; an error stands out. */
   if (self->state == RELAIS_SYNC_STATE_ERROR)
-    gtk_widget_add_css_class (self->label, "error");
+    {
+      gtk_widget_add_css_class (self->label, "error");
+      gtk_widget_remove_css_class (self->label, "dim-label");
+    }
   else
-    gtk_widget_remove_css_class (self->label, "error");
+    {
+      gtk_widget_remove_css_class (self->label, "error");
+      gtk_widget_add_css_class (self->label, "dim-label");
+    }
 
   gtk_widget_set_visible (self->sync_button, self->state != RELAIS_SYNC_STATE_NOT_ENROLLED);
 
@@ -258,6 +265,9 @@ relais_sync_indicator_init (RelaisSyncIndicator *self)
   self->label = gtk_label_new (NULL);
   gtk_label_set_xalign (GTK_LABEL (self->label), 0);
   gtk_label_set_ellipsize (GTK_LABEL (self->label), PANGO_ELLIPSIZE_END);
+  /* A long error must not widen the sidebar: it is cut, and whole in the
+   * tooltip. */
+  gtk_label_set_max_width_chars (GTK_LABEL (self->label), 20);
   gtk_widget_set_hexpand (self->label, TRUE);
   gtk_widget_add_css_class (self->label, "caption");
   gtk_box_append (box, self->label);

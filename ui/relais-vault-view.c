@@ -75,6 +75,7 @@ enum {
 
 enum {
   TOAST,
+  WRITTEN,
   N_SIGNALS
 };
 
@@ -267,6 +268,8 @@ on_pages_changed (const char *page,
       emit_toast (self, adw_toast_new (error_message));
       return;
     }
+
+  g_signal_emit (self, signals[WRITTEN], 0);
 
   /* The page that wrote is rebuilt when it added a row; the diagnostic
    * changes in place, where the person is typing. */
@@ -695,6 +698,19 @@ relais_vault_view_class_init (RelaisVaultViewClass *klass)
                   G_TYPE_NONE, 1, ADW_TYPE_TOAST);
 
   g_type_ensure (RELAIS_TYPE_SYNC_INDICATOR);
+  /**
+   * RelaisVaultView::written:
+   * @self: the view
+   *
+   * A page wrote to the vault (sync seals it soon after).
+   */
+  signals[WRITTEN] =
+    g_signal_new ("written",
+                  G_TYPE_FROM_CLASS (klass),
+                  G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL,
+                  G_TYPE_NONE, 0);
+
   gtk_widget_class_set_template_from_resource (widget_class, "/fr/spie/Relais/relais-vault-view.ui");
   gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, leaflet);
   gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, list_pane);

@@ -13,6 +13,8 @@
 #include "relais-preferences-window.h"
 #include "relais-strength.h"
 #include "relais-summary.h"
+#include "relais-sync-controller.h"
+#include "relais-sync-engine.h"
 #include "relais-ui.h"
 #include "relais-vault-view.h"
 #include "relais-window.h"
@@ -29,6 +31,9 @@ struct _RelaisWindow
   RelaisVault          *vault;
   GCancellable         *cancellable;
   RelaisVaultView      *view;
+  RelaisSyncController *sync;
+  AdwToast             *sync_toast;  /* weak: the last sync's, replaced by the next */
+  guint                 n_conflicts;
   gint64                last_activity;
   /* When Unlock was pressed, until the first rows are on screen
    * (G_MESSAGES_DEBUG=relais-ui prints the time it took). */
@@ -50,6 +55,7 @@ struct _RelaisWindow
   GtkLabel             *recovery_key_label;
   GtkCheckButton       *written_check;
   GtkButton            *continue_button;
+  GtkLabel             *create_notice;
   AdwStatusPage        *unlock_page;
   AdwPasswordEntryRow  *passphrase_row;
   GtkLabel             *unlock_error;
@@ -73,6 +79,8 @@ static GParamSpec *properties[N_PROPS];
 
 static void update_actions (RelaisWindow *self);
 static void update_sync_indicator (RelaisWindow *self);
+static void count_conflicts (RelaisWindow *self);
+static void on_view_written (RelaisWindow *self);
 
 /* Vault creation and opening, in a thread: Argon2id takes most of a
  * second and a quarter of a gigabyte, and the window must stay alive. */
@@ -276,8 +284,14 @@ show_vault (RelaisWindow *self)
                            G_CALLBACK (on_dossier_shown), self, G_CONNECT_SWAPPED);
   g_signal_connect_object (self->view, "toast",
                            G_CALLBACK (on_view_toast), self, G_CONNECT_SWAPPED);
+  g_signal_connect_object (self->view, "written",
+                           G_CALLBACK (on_view_written), self, G_CONNECT_SWAPPED);
   adw_bin_set_child (self->vault_bin, GTK_WIDGET (self->view));
   note_activity (self);
+  count_conflicts (self);
+  /* Applies what the background service pulled, then syncs if the
+   * network allows. */
+  relais_sync_controller_set_vault (self->sync, self->vault);
   update_sync_indicator (self);
   set_page (self, "vault");
 
@@ -313,6 +327,8 @@ lock (RelaisWindow *self,
 
   close_dialogs (self);
   relais_conflicts_page_set_vault (self->conflicts_page, NULL);
+  /* Seals what was written, and cancels the exchange under way. */
+  relais_sync_controller_set_vault (self->sync, NULL);
 
   if (self->view != NULL)
     {
@@ -595,23 +611,122 @@ relais_window_lock_action (GtkWidget  *widget,
 /* Sync and conflicts */
 
 static void
-update_sync_indicator (RelaisWindow *self)
+count_conflicts (RelaisWindow *self)
 {
   g_autoptr(GPtrArray) conflicts = NULL;
   g_autoptr(GError) error = NULL;
-  guint n_conflicts = 0;
 
+  self->n_conflicts = 0;
+  if (self->vault == NULL)
+    return;
+  conflicts = relais_oplog_conflicts (self->vault, NULL, &error);
+  if (conflicts != NULL)
+    self->n_conflicts = conflicts->len;
+  else
+    g_warning ("Could not count the conflicts: %s", error->message);
+}
+
+static void
+update_sync_indicator (RelaisWindow *self)
+{
   if (self->vault == NULL || self->view == NULL)
     return;
 
-  conflicts = relais_oplog_conflicts (self->vault, NULL, &error);
-  if (conflicts != NULL)
-    n_conflicts = conflicts->len;
-  else
-    g_warning ("Could not count the conflicts: %s", error->message);
-
   relais_sync_indicator_update (relais_vault_view_get_sync_indicator (self->view),
-                                RELAIS_SYNC_STATE_NOT_ENROLLED, 0, 0, NULL, n_conflicts);
+                                relais_sync_controller_get_state (self->sync),
+                                relais_sync_controller_get_pending (self->sync),
+                                relais_sync_controller_get_last_success (self->sync),
+                                relais_sync_controller_get_error (self->sync),
+                                self->n_conflicts);
+  update_actions (self);
+}
+
+static void
+on_sync_changed (RelaisWindow *self)
+{
+  update_sync_indicator (self);
+}
+
+static void
+on_sync_applied (RelaisWindow *self,
+                 guint         n_ops)
+{
+  if (self->view == NULL)
+    return;
+
+  /* Operations from elsewhere: new dossiers, the open one changed, new
+   * conflicts. */
+  relais_vault_view_refresh (self->view);
+  count_conflicts (self);
+  if (g_strcmp0 (relais_window_get_state (self), "conflicts") == 0)
+    relais_conflicts_page_refresh (self->conflicts_page);
+  update_sync_indicator (self);
+}
+
+static void
+on_sync_finished (RelaisWindow *self,
+                  gboolean      manual,
+                  const char   *failure)
+{
+  g_autofree char *message = NULL;
+  AdwToast *toast;
+
+  /* Automatic syncs speak through the indicator only. */
+  if (!manual || self->view == NULL)
+    return;
+
+  if (failure != NULL)
+    message = g_strdup_printf (_("Not synced: %s"), failure);
+  else if (self->n_conflicts > 0)
+    message = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
+                                            "Synced. %u conflict to review",
+                                            "Synced. %u conflicts to review",
+                                            self->n_conflicts),
+                               self->n_conflicts);
+  else
+    message = g_strdup (_("Synced"));
+  /* Only the outcome of the last sync: an older one would contradict it. */
+  if (self->sync_toast != NULL)
+    adw_toast_dismiss (self->sync_toast);
+  g_clear_weak_pointer (&self->sync_toast);
+  toast = adw_toast_new (message);
+  g_set_weak_pointer (&self->sync_toast, toast);
+  adw_toast_overlay_add_toast (self->toast_overlay, toast);
+}
+
+/* The server refused this device for good (an administrator revoked it:
+ * a lost or stolen laptop).  Its spool is wiped already; the vault goes
+ * too, and the window starts over. */
+static void
+on_sync_revoked (RelaisWindow *self)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_message ("This device was revoked: wiping its vault");
+  lock (self, FALSE);
+  if (!relais_sync_wipe (self->vault_dir, &error))
+    g_warning ("Could not wipe the revoked vault: %s", error->message);
+
+  gtk_label_set_label (self->create_notice,
+                       _("Your organisation’s server no longer accepts this computer, so the vault it held has been erased. If this is a mistake, ask your administrator for a new enrolment code."));
+  gtk_widget_set_visible (GTK_WIDGET (self->create_notice), TRUE);
+  set_page (self, "create");
+}
+
+static void
+on_view_written (RelaisWindow *self)
+{
+  relais_sync_controller_note_write (self->sync);
+}
+
+static void
+relais_window_sync_now (GtkWidget  *widget,
+                        const char *action_name,
+                        GVariant   *parameter)
+{
+  RelaisWindow *self = RELAIS_WINDOW (widget);
+
+  relais_sync_controller_sync (self->sync, TRUE);
 }
 
 static void
@@ -646,6 +761,8 @@ on_conflict_resolved (RelaisWindow *self,
 
   /* The dossier shown may be the one that changed. */
   relais_vault_view_refresh (self->view);
+  count_conflicts (self);
+  relais_sync_controller_note_write (self->sync);
   update_sync_indicator (self);
 }
 
@@ -661,6 +778,7 @@ on_dossier_saved (RelaisWindow *self,
 
   relais_vault_view_refresh (self->view);
   relais_vault_view_show_dossier (self->view, id);
+  relais_sync_controller_note_write (self->sync);
 }
 
 static void
@@ -870,6 +988,10 @@ update_actions (RelaisWindow *self)
   gtk_widget_action_set_enabled (widget, "dossier.print",
                                  open && relais_vault_view_get_dossier_id (self->view) != NULL);
   gtk_widget_action_set_enabled (widget, "sync.conflicts", open);
+  gtk_widget_action_set_enabled (widget, "sync.now",
+                                 open && self->sync != NULL
+                                 && relais_sync_controller_is_enrolled (self->sync)
+                                 && !relais_sync_controller_is_busy (self->sync));
 }
 
 static void
@@ -954,6 +1076,10 @@ relais_window_dispose (GObject *object)
 
   g_cancellable_cancel (self->cancellable);
   g_clear_handle_id (&self->idle_source, g_source_remove);
+  if (self->sync != NULL)
+    relais_sync_controller_set_vault (self->sync, NULL);
+  g_clear_object (&self->sync);
+  g_clear_weak_pointer (&self->sync_toast);
   if (self->view != NULL)
     {
       relais_vault_view_detach (self->view);
@@ -1030,6 +1156,7 @@ relais_window_class_init (RelaisWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, RelaisWindow, recovery_key_label);
   gtk_widget_class_bind_template_child (widget_class, RelaisWindow, written_check);
   gtk_widget_class_bind_template_child (widget_class, RelaisWindow, continue_button);
+  gtk_widget_class_bind_template_child (widget_class, RelaisWindow, create_notice);
   gtk_widget_class_bind_template_child (widget_class, RelaisWindow, unlock_page);
   gtk_widget_class_bind_template_child (widget_class, RelaisWindow, passphrase_row);
   gtk_widget_class_bind_template_child (widget_class, RelaisWindow, unlock_error);
@@ -1058,12 +1185,14 @@ relais_window_class_init (RelaisWindowClass *klass)
   gtk_widget_class_install_action (widget_class, "dossier.search", NULL, relais_window_search);
   gtk_widget_class_install_action (widget_class, "dossier.print", NULL, relais_window_print_dossier);
   gtk_widget_class_install_action (widget_class, "sync.conflicts", NULL, relais_window_show_conflicts);
+  gtk_widget_class_install_action (widget_class, "sync.now", NULL, relais_window_sync_now);
 
   gtk_widget_class_add_binding_action (widget_class, GDK_KEY_l, GDK_CONTROL_MASK, "vault.lock", NULL);
   gtk_widget_class_add_binding_action (widget_class, GDK_KEY_n, GDK_CONTROL_MASK, "dossier.new", NULL);
   gtk_widget_class_add_binding_action (widget_class, GDK_KEY_f, GDK_CONTROL_MASK, "dossier.search", NULL);
   gtk_widget_class_add_binding_action (widget_class, GDK_KEY_e, GDK_CONTROL_MASK, "dossier.edit", NULL);
   gtk_widget_class_add_binding_action (widget_class, GDK_KEY_p, GDK_CONTROL_MASK, "dossier.print", NULL);
+  gtk_widget_class_add_binding_action (widget_class, GDK_KEY_r, GDK_CONTROL_MASK, "sync.now", NULL);
 }
 
 static void
@@ -1072,6 +1201,11 @@ relais_window_init (RelaisWindow *self)
   gtk_widget_init_template (GTK_WIDGET (self));
 
   self->cancellable = g_cancellable_new ();
+  self->sync = relais_sync_controller_new ();
+  g_signal_connect_object (self->sync, "changed", G_CALLBACK (on_sync_changed), self, G_CONNECT_SWAPPED);
+  g_signal_connect_object (self->sync, "applied", G_CALLBACK (on_sync_applied), self, G_CONNECT_SWAPPED);
+  g_signal_connect_object (self->sync, "finished", G_CALLBACK (on_sync_finished), self, G_CONNECT_SWAPPED);
+  g_signal_connect_object (self->sync, "revoked", G_CALLBACK (on_sync_revoked), self, G_CONNECT_SWAPPED);
   note_activity (self);
   watch_activity (self, GTK_WINDOW (self));
   self->idle_source = g_timeout_add_seconds (IDLE_CHECK_SECONDS, check_idle, self);

@@ -1,0 +1,569 @@
+#define G_LOG_DOMAIN "relais-ui"
+
+#include "config.h"
+
+#include <glib/gi18n.h>
+
+#include "relais-client.h"
+#include "relais-spool.h"
+#include "relais-sync-controller.h"
+#include "relais-sync-engine.h"
+
+/* A sync every so often while the vault is open (not on a metered link):
+ * a colleague's change reaches an open dossier without anyone asking. */
+#define PERIODIC_SECONDS (5 * 60)
+/* Writes come in bursts (a form, a diagnostic): sealed once it is over. */
+#define SEAL_DELAY_SECONDS 3
+
+struct _RelaisSyncController
+{
+  GObject           parent_instance;
+
+  RelaisVault      *vault;        /* not owned: see set_vault() */
+  RelaisSpool      *spool;        /* main thread only; the worker opens its own */
+  gboolean          enrolled;
+  GCancellable     *cancellable;  /* of the exchange under way */
+  guint             generation;   /* +1 at every set_vault(): stale results are dropped */
+  gboolean          busy;
+  gboolean          again;        /* one more exchange once this one ends */
+  gboolean          again_manual;
+  guint             pending;
+  gint64            last_success;
+  char             *error;
+
+  GNetworkMonitor  *monitor;
+  gboolean          network_ok;   /* available, full connectivity, not metered */
+  /* The server answered since the network last went away: a server on
+   * this machine or the local network is reachable even when
+   * GNetworkMonitor sees no route to the Internet. */
+  gboolean          reachable;
+  guint             periodic_source;
+  guint             seal_source;
+};
+
+G_DEFINE_FINAL_TYPE (RelaisSyncController, relais_sync_controller, G_TYPE_OBJECT)
+
+enum {
+  CHANGED,
+  APPLIED,
+  FINISHED,
+  REVOKED,
+  N_SIGNALS
+};
+
+static guint signals[N_SIGNALS];
+
+static gboolean
+network_usable (GNetworkMonitor *monitor)
+{
+  return g_network_monitor_get_network_available (monitor)
+         && !g_network_monitor_get_network_metered (monitor)
+         && g_network_monitor_get_connectivity (monitor) == G_NETWORK_CONNECTIVITY_FULL;
+}
+
+static void
+set_error (RelaisSyncController *self,
+           const char           *message)
+{
+  g_free (self->error);
+  self->error = g_strdup (message);
+}
+
+/* Reads what the spool says (pending, last success) and tells. */
+static void
+update (RelaisSyncController *self)
+{
+  if (self->spool != NULL)
+    {
+      self->pending = relais_spool_count_pending (self->spool);
+      self->last_success = relais_spool_get_last_success (self->spool);
+    }
+  else
+    {
+      self->pending = 0;
+      self->last_success = 0;
+    }
+  g_signal_emit (self, signals[CHANGED], 0);
+}
+
+/* Seals the vault's new operations into the spool.  Only between
+ * exchanges: the worker reads spool/out. */
+static gboolean
+seal (RelaisSyncController  *self,
+      guint                 *out_sealed,
+      GError               **error)
+{
+  guint sealed = 0;
+
+  if (out_sealed != NULL)
+    *out_sealed = 0;
+  if (self->vault == NULL || !self->enrolled || self->spool == NULL)
+    return TRUE;
+  if (!relais_sync_seal (self->vault, self->spool, &sealed, error))
+    return FALSE;
+  if (out_sealed != NULL)
+    *out_sealed = sealed;
+  return TRUE;
+}
+
+/* Applies what waits in spool/in: pulled by this window's last exchange,
+ * or by the background service while the vault was locked. */
+static gboolean
+apply (RelaisSyncController  *self,
+       GError               **error)
+{
+  RelaisSyncReport report = { 0 };
+
+  if (self->vault == NULL || !self->enrolled || self->spool == NULL)
+    return TRUE;
+  if (!relais_sync_apply (self->vault, self->spool, &report, error))
+    return FALSE;
+  if (report.applied > 0 || report.rejected > 0)
+    g_debug ("sync: applied %u operations, refused %u change sets, %u waiting for a key",
+             report.applied, report.rejected, report.waiting);
+  if (report.applied > 0)
+    g_signal_emit (self, signals[APPLIED], 0, report.applied);
+  return TRUE;
+}
+
+typedef struct {
+  char     *vault_dir;
+  guint     generation;
+  gboolean  manual;
+} ExchangeData;
+
+static void
+exchange_data_free (ExchangeData *data)
+{
+  g_free (data->vault_dir);
+  g_free (data);
+}
+
+static void
+exchange_thread (GTask        *task,
+                 gpointer      source_object,
+                 gpointer      task_data,
+                 GCancellable *cancellable)
+{
+  ExchangeData *data = task_data;
+  g_autoptr(RelaisSpool) spool = NULL;
+  g_autoptr(GError) error = NULL;
+  RelaisExchangeReport *report = g_new0 (RelaisExchangeReport, 1);
+
+  /* Its own spool object: the main thread keeps using its one. */
+  spool = relais_spool_open (data->vault_dir, &error);
+  if (spool == NULL || !relais_spool_exchange (spool, report, cancellable, &error))
+    {
+      g_free (report);
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  g_task_return_pointer (task, report, g_free);
+}
+
+static void exchange_done (GObject *object, GAsyncResult *result, gpointer user_data);
+
+static void
+finish (RelaisSyncController *self,
+        gboolean              manual,
+        const char           *failure)
+{
+  set_error (self, failure);
+  update (self);
+  g_signal_emit (self, signals[FINISHED], 0, manual, failure);
+}
+
+static void
+start_exchange (RelaisSyncController *self,
+                gboolean              manual)
+{
+  g_autoptr(GTask) task = NULL;
+  g_autoptr(GError) error = NULL;
+  ExchangeData *data;
+
+  if (!seal (self, NULL, &error))
+    {
+      finish (self, manual, error->message);
+      return;
+    }
+
+  data = g_new0 (ExchangeData, 1);
+  data->vault_dir = g_strdup (relais_vault_get_dir (self->vault));
+  data->generation = self->generation;
+  data->manual = manual;
+
+  self->busy = TRUE;
+  update (self);
+
+  task = g_task_new (self, self->cancellable, exchange_done, NULL);
+  g_task_set_source_tag (task, start_exchange);
+  g_task_set_task_data (task, data, (GDestroyNotify) exchange_data_free);
+  g_task_run_in_thread (task, exchange_thread);
+}
+
+static void
+exchange_done (GObject      *object,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  RelaisSyncController *self = RELAIS_SYNC_CONTROLLER (object);
+  ExchangeData *data = g_task_get_task_data (G_TASK (result));
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GError) local = NULL;
+  g_autofree RelaisExchangeReport *report = NULL;
+  gboolean manual = data->manual;
+  guint sealed = 0;
+
+  report = g_task_propagate_pointer (G_TASK (result), &error);
+  self->busy = FALSE;
+
+  if (g_error_matches (error, RELAIS_CLIENT_ERROR, RELAIS_CLIENT_ERROR_REVOKED))
+    {
+      /* The spool is wiped already; the window wipes the vault.  Nothing
+       * is sealed any more, not even at lock. */
+      g_clear_pointer (&self->spool, relais_spool_free);
+      self->enrolled = FALSE;
+      g_signal_emit (self, signals[REVOKED], 0);
+      return;
+    }
+
+  /* Locked meanwhile, or another vault: what was pulled waits in the
+   * spool for the next unlock.  A sync asked for since then starts now. */
+  if (data->generation != self->generation || self->vault == NULL)
+    {
+      if (self->vault != NULL && self->again)
+        {
+          gboolean again_manual = self->again_manual;
+
+          self->again = FALSE;
+          self->again_manual = FALSE;
+          start_exchange (self, again_manual);
+        }
+      else
+        update (self);
+      return;
+    }
+
+  /* What arrived before a cut is applied all the same. */
+  if (!apply (self, &local))
+    {
+      finish (self, manual, local->message);
+      return;
+    }
+
+  if (report == NULL)
+    {
+      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        {
+          update (self);
+          return;
+        }
+      finish (self, manual, error->message);
+      return;
+    }
+
+  g_debug ("sync: pushed %u, refused %u, pulled %u, registered %u",
+           report->pushed, report->refused, report->pulled, report->registered);
+
+  /* What relais_sync_run() does after a complete exchange, which the
+   * engine keeps to itself (mark_registered ()): every registration
+   * queued before it reached the server, so that the next seal does not
+   * queue it again (it would be counted as pending for ever).  Nothing
+   * was sealed meanwhile: a seal during an exchange waits for its end,
+   * and the one at lock time drops this result (generation). */
+  if (!relais_vault_exec (self->vault, "UPDATE sync_dossier SET registered = 1 WHERE registered = 0",
+                          &local))
+    {
+      finish (self, manual, local->message);
+      return;
+    }
+
+  /* Keys that arrived may let retired change sets be sealed again, and
+   * writes made during the exchange wait in the vault: once more, at
+   * most, so that the count shown is true. */
+  if (!seal (self, &sealed, &local))
+    {
+      finish (self, manual, local->message);
+      return;
+    }
+  self->reachable = TRUE;
+  finish (self, manual, NULL);
+  if (self->again || (sealed > 0 && report->pushed + report->pulled > 0))
+    {
+      gboolean again_manual = self->again_manual;
+
+      self->again = FALSE;
+      self->again_manual = FALSE;
+      start_exchange (self, again_manual);
+    }
+}
+
+static gboolean
+seal_timeout (gpointer user_data)
+{
+  RelaisSyncController *self = user_data;
+  g_autoptr(GError) error = NULL;
+
+  self->seal_source = 0;
+  if (self->busy)
+    {
+      /* The exchange under way seals again when it ends. */
+      return G_SOURCE_REMOVE;
+    }
+  if (!seal (self, NULL, &error))
+    set_error (self, error->message);
+  update (self);
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+periodic_timeout (gpointer user_data)
+{
+  RelaisSyncController *self = user_data;
+
+  if (self->network_ok)
+    relais_sync_controller_sync (self, FALSE);
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+on_network_changed (RelaisSyncController *self)
+{
+  gboolean was_ok = self->network_ok;
+
+  self->network_ok = network_usable (self->monitor);
+  if (!g_network_monitor_get_network_available (self->monitor))
+    self->reachable = FALSE;
+  if (self->network_ok && !was_ok)
+    {
+      g_debug ("sync: the network is back");
+      relais_sync_controller_sync (self, FALSE);
+    }
+  g_signal_emit (self, signals[CHANGED], 0);
+}
+
+static void
+relais_sync_controller_dispose (GObject *object)
+{
+  RelaisSyncController *self = (RelaisSyncController *)object;
+
+  relais_sync_controller_set_vault (self, NULL);
+  if (self->monitor != NULL)
+    g_signal_handlers_disconnect_by_data (self->monitor, self);
+  g_clear_object (&self->monitor);
+
+  G_OBJECT_CLASS (relais_sync_controller_parent_class)->dispose (object);
+}
+
+static void
+relais_sync_controller_finalize (GObject *object)
+{
+  RelaisSyncController *self = (RelaisSyncController *)object;
+
+  g_clear_pointer (&self->error, g_free);
+
+  G_OBJECT_CLASS (relais_sync_controller_parent_class)->finalize (object);
+}
+
+static void
+relais_sync_controller_class_init (RelaisSyncControllerClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->dispose = relais_sync_controller_dispose;
+  object_class->finalize = relais_sync_controller_finalize;
+
+  signals[CHANGED] =
+    g_signal_new ("changed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 0);
+  signals[APPLIED] =
+    g_signal_new ("applied", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_UINT);
+  signals[FINISHED] =
+    g_signal_new ("finished", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 2, G_TYPE_BOOLEAN, G_TYPE_STRING);
+  signals[REVOKED] =
+    g_signal_new ("revoked", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 0);
+}
+
+static void
+relais_sync_controller_init (RelaisSyncController *self)
+{
+  self->monitor = g_object_ref (g_network_monitor_get_default ());
+  self->network_ok = network_usable (self->monitor);
+  g_signal_connect_swapped (self->monitor, "network-changed",
+                            G_CALLBACK (on_network_changed), self);
+  g_signal_connect_swapped (self->monitor, "notify::network-metered",
+                            G_CALLBACK (on_network_changed), self);
+  g_signal_connect_swapped (self->monitor, "notify::connectivity",
+                            G_CALLBACK (on_network_changed), self);
+}
+
+RelaisSyncController *
+relais_sync_controller_new (void)
+{
+  return g_object_new (RELAIS_TYPE_SYNC_CONTROLLER, NULL);
+}
+
+void
+relais_sync_controller_set_vault (RelaisSyncController *self,
+                                  RelaisVault          *vault)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_return_if_fail (RELAIS_IS_SYNC_CONTROLLER (self));
+
+  if (self->vault == vault)
+    return;
+
+  if (self->vault != NULL)
+    {
+      /* Sealed now, the background service can send what was written
+       * even while the vault stays locked.  Safe beside an exchange under
+       * way: the spool writes every file whole, for the background
+       * service's sake too. */
+      if (!seal (self, NULL, &error))
+        g_warning ("Could not seal the last changes: %s", error->message);
+      g_clear_error (&error);
+    }
+
+  self->generation++;
+  g_cancellable_cancel (self->cancellable);
+  g_clear_object (&self->cancellable);
+  g_clear_handle_id (&self->periodic_source, g_source_remove);
+  g_clear_handle_id (&self->seal_source, g_source_remove);
+  g_clear_pointer (&self->spool, relais_spool_free);
+  self->vault = vault;
+  self->enrolled = FALSE;
+  /* An exchange cancelled goes on in its thread until libcurl notices:
+   * a new one waits for it (busy stays TRUE until then). */
+  self->again = FALSE;
+  self->again_manual = FALSE;
+  set_error (self, NULL);
+
+  if (vault == NULL)
+    {
+      update (self);
+      return;
+    }
+
+  self->cancellable = g_cancellable_new ();
+  self->enrolled = relais_sync_is_enrolled (vault);
+  if (!self->enrolled)
+    {
+      update (self);
+      return;
+    }
+
+  self->spool = relais_spool_open (relais_vault_get_dir (vault), &error);
+  if (self->spool == NULL)
+    {
+      set_error (self, error->message);
+      update (self);
+      return;
+    }
+  {
+    g_autofree char *last_error = relais_spool_get_last_error (self->spool);
+
+    set_error (self, last_error);
+  }
+
+  /* What the background service pulled while the vault was locked. */
+  if (!self->busy && !apply (self, &error))
+    {
+      set_error (self, error->message);
+      g_clear_error (&error);
+    }
+  self->periodic_source = g_timeout_add_seconds (PERIODIC_SECONDS, periodic_timeout, self);
+  update (self);
+
+  if (self->network_ok)
+    relais_sync_controller_sync (self, FALSE);
+}
+
+void
+relais_sync_controller_sync (RelaisSyncController *self,
+                             gboolean              manual)
+{
+  g_return_if_fail (RELAIS_IS_SYNC_CONTROLLER (self));
+
+  if (self->vault == NULL || !self->enrolled || self->spool == NULL)
+    return;
+  if (self->busy)
+    {
+      /* Never two at once: this one follows. */
+      self->again = TRUE;
+      self->again_manual |= manual;
+      return;
+    }
+  g_clear_handle_id (&self->seal_source, g_source_remove);
+  start_exchange (self, manual);
+}
+
+void
+relais_sync_controller_note_write (RelaisSyncController *self)
+{
+  g_return_if_fail (RELAIS_IS_SYNC_CONTROLLER (self));
+
+  if (self->vault == NULL || !self->enrolled)
+    return;
+  g_clear_handle_id (&self->seal_source, g_source_remove);
+  self->seal_source = g_timeout_add_seconds (SEAL_DELAY_SECONDS, seal_timeout, self);
+}
+
+gboolean
+relais_sync_controller_is_enrolled (RelaisSyncController *self)
+{
+  g_return_val_if_fail (RELAIS_IS_SYNC_CONTROLLER (self), FALSE);
+
+  return self->vault != NULL && self->enrolled;
+}
+
+gboolean
+relais_sync_controller_is_busy (RelaisSyncController *self)
+{
+  g_return_val_if_fail (RELAIS_IS_SYNC_CONTROLLER (self), FALSE);
+
+  return self->busy;
+}
+
+RelaisSyncState
+relais_sync_controller_get_state (RelaisSyncController *self)
+{
+  g_return_val_if_fail (RELAIS_IS_SYNC_CONTROLLER (self), RELAIS_SYNC_STATE_NOT_ENROLLED);
+
+  if (self->vault == NULL || !self->enrolled)
+    return RELAIS_SYNC_STATE_NOT_ENROLLED;
+  if (self->busy)
+    return RELAIS_SYNC_STATE_SYNCING;
+  if (!self->reachable && !g_network_monitor_get_network_available (self->monitor))
+    return RELAIS_SYNC_STATE_OFFLINE;
+  if (self->error != NULL)
+    return RELAIS_SYNC_STATE_ERROR;
+  return RELAIS_SYNC_STATE_IDLE;
+}
+
+guint
+relais_sync_controller_get_pending (RelaisSyncController *self)
+{
+  g_return_val_if_fail (RELAIS_IS_SYNC_CONTROLLER (self), 0);
+
+  return self->pending;
+}
+
+gint64
+relais_sync_controller_get_last_success (RelaisSyncController *self)
+{
+  g_return_val_if_fail (RELAIS_IS_SYNC_CONTROLLER (self), 0);
+
+  return self->last_success;
+}
+
+const char *
+relais_sync_controller_get_error (RelaisSyncController *self)
+{
+  g_return_val_if_fail (RELAIS_IS_SYNC_CONTROLLER (self), NULL);
+
+  return self->error;
+}

@@ -1,0 +1,52 @@
+#pragma once
+
+#include <gio/gio.h>
+
+#include "relais-sync-indicator.h"
+#include "relais-vault.h"
+
+G_BEGIN_DECLS
+
+#define RELAIS_TYPE_SYNC_CONTROLLER (relais_sync_controller_get_type ())
+
+G_DECLARE_FINAL_TYPE (RelaisSyncController, relais_sync_controller, RELAIS, SYNC_CONTROLLER, GObject)
+
+/* The app's side of sync, for one window: seals on the main thread (the
+ * vault's), exchanges the spool with the server in a worker thread, applies
+ * what came on the main thread; one sync at a time, cancelled when the
+ * vault locks.  Syncs when the network returns (never on a metered link),
+ * every few minutes while unlocked, and on demand; applies what the
+ * background service pulled as soon as the vault is unlocked.
+ *
+ * Signals:
+ *   changed ()                 the state to show changed
+ *   applied (guint ops)        operations from elsewhere are in the vault:
+ *                              read the list, the dossier and the conflicts again
+ *   finished (gboolean manual, const char *failure)
+ *                              a sync ended; @failure NULL when it completed
+ *   revoked ()                 the server refused this device for good: the
+ *                              spool is wiped, the vault must be */
+RelaisSyncController *relais_sync_controller_new        (void);
+
+/* Follows @vault, open in @vault_dir, until it is set to NULL (locking):
+ * then seals what is pending, so that the background service can send it,
+ * and cancels the exchange under way. */
+void             relais_sync_controller_set_vault     (RelaisSyncController *self,
+                                                       RelaisVault          *vault);
+/* Starts a sync unless one runs or the vault is not enrolled.  @manual:
+ * the person asked (also on a metered link, or offline). */
+void             relais_sync_controller_sync          (RelaisSyncController *self,
+                                                       gboolean              manual);
+/* A local write happened: seals it a few seconds later, so that the
+ * pending count includes it and a lock can never strand it. */
+void             relais_sync_controller_note_write    (RelaisSyncController *self);
+
+gboolean         relais_sync_controller_is_enrolled   (RelaisSyncController *self);
+gboolean         relais_sync_controller_is_busy       (RelaisSyncController *self);
+RelaisSyncState  relais_sync_controller_get_state     (RelaisSyncController *self);
+guint            relais_sync_controller_get_pending   (RelaisSyncController *self);
+gint64           relais_sync_controller_get_last_success (RelaisSyncController *self);
+/* The last failure's message, or NULL. */
+const char      *relais_sync_controller_get_error     (RelaisSyncController *self);
+
+G_END_DECLS
