@@ -2409,6 +2409,48 @@ test_paged_pull (Ctx           *ctx,
   }
 }
 
+/* The server keeps no state of its own: two relais-server processes on
+ * one store serve the same devices.  A's syncs go through a proxy that
+ * switches between them at every sync (its cursor made by one is taken
+ * by the other); B talks to the second one only. */
+static void
+test_two_servers (Ctx           *ctx,
+                  gconstpointer  data)
+{
+  g_autofree char *url = NULL;
+  RelaisFaultProxy *proxy;
+  Server *second;
+  Pair pair = { 0 };
+  Device *b;
+
+  if (ctx_skipped (ctx))
+    return;
+  second = server_start (ctx->store_uri, ctx->dir);
+  proxy = ctx_proxy (ctx);
+  url = relais_fault_proxy_get_url (proxy);
+  pair.a = member_new_at (ctx, "a", "CCAS Aurillac", url, FALSE);
+  b = pair.b = member_new_at (ctx, "b", "France Travail Cantal", second->url, FALSE);
+  pair.id = person_add (pair.a, NULL);
+  pair.texts = g_ptr_array_new_with_free_func (g_free);
+  sync_ok (pair.a);
+  share (pair.a, pair.id, b);
+  sync_ok (b);
+
+  for (guint round = 0; round < 6; round++)
+    {
+      relais_fault_proxy_set_upstream (proxy, round % 2 ? ctx->server->port : second->port);
+      pair_write (ctx, &pair, 2);
+      sync_ok (pair.a);
+    }
+  relais_fault_proxy_set_upstream (proxy, second->port);
+  pair_converge (&pair);
+  relais_fault_proxy_set_upstream (proxy, ctx->server->port);
+  pair_converge (&pair);
+  server_stop (second);
+  server_free (second);
+  pair_clear (&pair);
+}
+
 /* ---- Requests made by hand ---------------------------------------------- */
 
 /* The device's request key, as the spool keeps it (PROTOCOL.md §7). */
@@ -3318,6 +3360,7 @@ main (int argc, char **argv)
     { "restart", test_restart },
     { "paged-pull", test_paged_pull },
     { "requests", test_requests },
+    { "two-servers", test_two_servers },
     { "random", test_random },
     { "markers", test_markers },
   };
