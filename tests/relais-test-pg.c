@@ -3,8 +3,9 @@
 #include "config.h"
 
 #include <errno.h>
-#include <stdio.h>
+#include <fcntl.h>
 #include <pwd.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -26,6 +27,7 @@ struct _RelaisTestPg {
   guint16  port;
   gboolean as_postgres;
   gboolean running;
+  int      watchdog_fd;  /* the write end of the watchdog's stdin */
 };
 
 static const char *
@@ -152,6 +154,50 @@ free_port (GError **error)
   return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
 }
 
+static void
+watchdog_child_setup (gpointer data)
+{
+  /* Out of the test's process group: a signal to the group (a test
+   * runner's timeout) must not take the watchdog with it. */
+  setsid ();
+}
+
+/* A shell that waits for its stdin to close, then stops the cluster and
+ * deletes its directory.  The test process holds the only write end, so
+ * the shell wakes when that process ends however it ends: a crashed or
+ * killed test leaves no cluster behind. */
+static gboolean
+start_watchdog (RelaisTestPg  *pg,
+                GError       **error)
+{
+  g_autofree char *pg_ctl = g_build_filename (pg->bindir, "pg_ctl", NULL);
+  g_autofree char *q_pg_ctl = g_shell_quote (pg_ctl);
+  g_autofree char *q_datadir = g_shell_quote (pg->datadir);
+  g_autofree char *q_dir = g_shell_quote (pg->dir);
+  g_autofree char *q_runuser = g_shell_quote (pg->as_postgres ? runuser_path () : "");
+  g_autofree char *script = NULL;
+  const char *argv[] = { "/bin/sh", "-c", NULL, NULL };
+  int flags;
+
+  script = g_strdup_printf ("trap '' HUP INT TERM; read dummy; "
+                            "if [ -f %s/postmaster.pid ]; then %s%s%s -D %s -m immediate -w stop; fi; "
+                            "rm -rf %s",
+                            q_datadir,
+                            pg->as_postgres ? q_runuser : "",
+                            pg->as_postgres ? " -u postgres -- " : "",
+                            q_pg_ctl, q_datadir, q_dir);
+  argv[2] = script;
+  if (!g_spawn_async_with_pipes ("/", (char **) argv, NULL,
+                                 G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL,
+                                 watchdog_child_setup, NULL, NULL,
+                                 &pg->watchdog_fd, NULL, NULL, error))
+    return FALSE;
+  /* Programs the test starts must not inherit the write end. */
+  flags = fcntl (pg->watchdog_fd, F_GETFD);
+  fcntl (pg->watchdog_fd, F_SETFD, flags | FD_CLOEXEC);
+  return TRUE;
+}
+
 static char *
 log_tail (RelaisTestPg *pg)
 {
@@ -207,6 +253,8 @@ RelaisTestPg *
 relais_test_pg_start (GError **error)
 {
   g_autoptr(RelaisTestPg) pg = g_new0 (RelaisTestPg, 1);
+
+  pg->watchdog_fd = -1;
   g_autofree char *reason = NULL;
   g_autofree char *log_path = NULL;
   g_autofree char *auth = NULL;
@@ -226,6 +274,12 @@ relais_test_pg_start (GError **error)
     return NULL;
   pg->datadir = g_build_filename (pg->dir, "data", NULL);
   log_path = g_build_filename (pg->dir, "postgres.log", NULL);
+  if (!start_watchdog (pg, error))
+    {
+      relais_test_rm_rf (pg->dir);
+      g_clear_pointer (&pg->dir, g_free);
+      return NULL;
+    }
 
   if (pg->as_postgres)
     {
@@ -330,6 +384,9 @@ relais_test_pg_stop (RelaisTestPg *pg)
     }
   if (pg->dir != NULL)
     relais_test_rm_rf (pg->dir);
+  /* Nothing left for the watchdog to do: it wakes and finds nothing. */
+  if (pg->watchdog_fd >= 0)
+    close (pg->watchdog_fd);
   g_free (pg->dir);
   g_free (pg->datadir);
   g_free (pg->bindir);

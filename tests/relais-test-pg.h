@@ -21,9 +21,10 @@ G_BEGIN_DECLS
  * /usr/lib/postgresql/15/bin.  initdb refuses root: when run as root, the
  * server runs as the "postgres" user (the directory is handed to it), and
  * the URIs name the "postgres" role; otherwise everything runs as the
- * current user, whose name is the role.  Starting takes about 2 s: start
- * one cluster per test program and give each test its own database.  A
- * program that crashes leaves its cluster running (pg_ctl stop -D DIR). */
+ * current user, whose name is the role.  Starting takes about 0.5 s:
+ * start one cluster per test program and give each test its own database.
+ * A watchdog process stops the cluster and deletes its directory when the
+ * program ends without stopping it (a failed assertion, a crash, a kill). */
 
 typedef struct _RelaisTestPg RelaisTestPg;
 
