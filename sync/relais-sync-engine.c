@@ -40,6 +40,10 @@
  * ids) is below this; the rest of RELAIS_CHANGESET_MAX_SIZE is for ops. */
 #define SEAL_OVERHEAD 1024
 
+/* Dossier keys an opener keeps at once (see ring_key()).  Above the
+ * batch size, so that a batch's envelopes of one dossier share one. */
+#define RING_MAX_KEYS 512
+
 #define RECOVERY_FILE_MAGIC "RELAIS-RECOVERY-KEY 1"
 
 static gpointer
@@ -730,6 +734,10 @@ ring_key (const char *dossier,
   key = key_get (ring->vault, dossier, epoch, ring->error == NULL ? &ring->error : NULL);
   if (key == NULL)
     return NULL;
+  /* Each key is a guarded mapping of its own (three kernel VMAs): a pull
+   * of 100,000 dossiers must not keep them all. */
+  if (g_hash_table_size (ring->keys) >= RING_MAX_KEYS)
+    g_hash_table_remove_all (ring->keys);
   g_hash_table_insert (ring->keys, g_steal_pointer (&name), key);
   return key;
 }
@@ -901,56 +909,69 @@ queue_registration (Sealer      *sealer,
   return relais_spool_add_registration (sealer->spool, dossier, members, recovery, error);
 }
 
-/* Makes sure the vault holds a current key of @dossier: the one pulls
- * brought, or a fresh one at epoch 1 for a dossier made here.  The fresh
- * key is committed before anything sealed with it is written, so that a
- * crash can never leave envelopes whose key is lost. */
+/* Makes sure the vault holds a current key of every dossier of
+ * @dossiers: the one pulls brought, or a fresh one at epoch 1 for a
+ * dossier made here.  Fresh keys are committed (in one transaction: an
+ * import may bring thousands of dossiers) before anything sealed with them
+ * is written, so that a crash never leaves envelopes whose key is lost.
+ * Adds to @unregistered the dossiers the server is not known to hold. */
 static gboolean
-ensure_dossier_key (Sealer      *sealer,
-                    const char  *dossier,
-                    gboolean    *out_registered,
-                    GError     **error)
+ensure_dossier_keys (Sealer     *sealer,
+                     GPtrArray  *dossiers,
+                     GPtrArray  *unregistered,
+                     GError    **error)
 {
-  guint32 epoch = 0;
-  guint8 *key;
+  g_autoptr(GPtrArray) fresh = g_ptr_array_new ();
 
-  if (!dossier_get (sealer->vault, dossier, &epoch, out_registered, error))
-    return FALSE;
-  if (epoch > 0)
+  for (guint i = 0; i < dossiers->len; i++)
+    {
+      const char *dossier = g_ptr_array_index (dossiers, i);
+      gboolean registered = FALSE;
+      guint32 epoch = 0;
+
+      if (!dossier_get (sealer->vault, dossier, &epoch, &registered, error))
+        return FALSE;
+      if (epoch == 0)
+        {
+          g_autoptr(RelaisDossierKeys) pulled = relais_spool_get_keys (sealer->spool, dossier, NULL);
+
+          if (pulled != NULL &&
+              (!import_keys_with (sealer->vault, sealer->identity, pulled, error) ||
+               !dossier_get (sealer->vault, dossier, &epoch, &registered, error)))
+            return FALSE;
+        }
+      if (epoch == 0)
+        g_ptr_array_add (fresh, (gpointer) dossier);
+      if (!registered)
+        g_ptr_array_add (unregistered, (gpointer) dossier);
+    }
+  if (fresh->len == 0)
     return TRUE;
 
-  {
-    g_autoptr(RelaisDossierKeys) pulled = relais_spool_get_keys (sealer->spool, dossier, NULL);
-
-    if (pulled != NULL)
-      {
-        if (!import_keys_with (sealer->vault, sealer->identity, pulled, error))
-          return FALSE;
-        if (!dossier_get (sealer->vault, dossier, &epoch, out_registered, error))
-          return FALSE;
-        if (epoch > 0)
-          return TRUE;
-      }
-  }
-
-  key = relais_dossier_key_new ();
   if (!relais_vault_begin (sealer->vault, error))
+    return FALSE;
+  for (guint i = 0; i < fresh->len; i++)
     {
+      const char *dossier = g_ptr_array_index (fresh, i);
+      guint8 *key = relais_dossier_key_new ();
+      gboolean ok;
+
+      ok = key_put (sealer->vault, dossier, 1, key, error) &&
+           dossier_put (sealer->vault, dossier, 1, FALSE, error) &&
+           member_put (sealer->vault, dossier, sealer->identity->user_id,
+                       sealer->identity->user->sign_pk, 1, 0, error);
       relais_dossier_key_free (key);
-      return FALSE;
+      if (!ok)
+        {
+          relais_vault_rollback (sealer->vault);
+          return FALSE;
+        }
     }
-  if (!key_put (sealer->vault, dossier, 1, key, error) ||
-      !dossier_put (sealer->vault, dossier, 1, FALSE, error) ||
-      !member_put (sealer->vault, dossier, sealer->identity->user_id,
-                   sealer->identity->user->sign_pk, 1, 0, error) ||
-      !relais_vault_commit (sealer->vault, error))
+  if (!relais_vault_commit (sealer->vault, error))
     {
       relais_vault_rollback (sealer->vault);
-      relais_dossier_key_free (key);
       return FALSE;
     }
-  relais_dossier_key_free (key);
-  *out_registered = FALSE;
   return TRUE;
 }
 
@@ -1149,16 +1170,15 @@ relais_sync_seal (RelaisVault  *vault,
     return db_failed (vault, rc, error);
   relais_stmt_release (g_steal_pointer (&stmt));
 
-  for (guint i = 0; i < dossiers->len; i++)
-    {
-      const char *dossier = g_ptr_array_index (dossiers, i);
-      gboolean registered = FALSE;
+  {
+    g_autoptr(GPtrArray) unregistered = g_ptr_array_new ();
 
-      if (!ensure_dossier_key (&sealer, dossier, &registered, error))
+    if (!ensure_dossier_keys (&sealer, dossiers, unregistered, error))
+      return FALSE;
+    for (guint i = 0; i < unregistered->len; i++)
+      if (!queue_registration (&sealer, g_ptr_array_index (unregistered, i), error))
         return FALSE;
-      if (!registered && !queue_registration (&sealer, dossier, error))
-        return FALSE;
-    }
+  }
 
   stmt = relais_oplog_prepare (vault,
                                "SELECT id, dossier, entity, entity_id, field, value, hlc, parents, device"
@@ -1346,7 +1366,7 @@ take_pulled_keys (Applier                     *applier,
   g_autoptr(GError) local_error = NULL;
   gpointer had;
   gboolean known = FALSE;
-  guint8 *key;
+  const guint8 *key;
 
   if (g_hash_table_lookup_extended (applier->tried_keys, header->dossier, NULL, &had))
     {
@@ -1355,15 +1375,14 @@ take_pulled_keys (Applier                     *applier,
     }
   *out_had_keys = FALSE;
 
-  key = key_get (applier->vault, header->dossier, header->epoch, error);
-  if (key == NULL && error != NULL && *error != NULL)
-    return FALSE;
-  if (!member_known (applier->vault, header->dossier, header->author_key, &known, error))
+  key = ring_key (header->dossier, header->epoch, &applier->ring);
+  if (applier->ring.error != NULL)
     {
-      guarded_free (key);
+      g_propagate_error (error, g_steal_pointer (&applier->ring.error));
       return FALSE;
     }
-  guarded_free (key);
+  if (!member_known (applier->vault, header->dossier, header->author_key, &known, error))
+    return FALSE;
   if (key != NULL && known)
     return TRUE;
 
@@ -1661,6 +1680,67 @@ mark_registered (RelaisVault  *vault,
   return relais_vault_exec (vault, "UPDATE sync_dossier SET registered = 1 WHERE registered = 0", error);
 }
 
+/* Retired envelopes wait for the dossier's newer key, which pulls bring
+ * only with a change set of that dossier: ask the server for it. */
+static gboolean
+fetch_keys_for_retired (RelaisVault   *vault,
+                        RelaisSpool   *spool,
+                        GCancellable  *cancellable,
+                        GError       **error)
+{
+  g_autoptr(GPtrArray) names = relais_spool_list_retired (spool, error);
+  g_autoptr(GHashTable) asked = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_autoptr(RelaisClient) client = NULL;
+  g_autoptr(Identity) identity = NULL;
+
+  if (names == NULL)
+    return FALSE;
+  for (guint i = 0; i < names->len; i++)
+    {
+      const char *name = g_ptr_array_index (names, i);
+      g_autoptr(GBytes) data = relais_spool_read_retired (spool, name, NULL);
+      g_auto(RelaisChangesetHeader) header = { 0 };
+      g_autoptr(RelaisDossierKeys) keys = NULL;
+      g_autoptr(GError) local_error = NULL;
+      guint32 epoch = 0;
+
+      if (data == NULL ||
+          !relais_changeset_peek (g_bytes_get_data (data, NULL), g_bytes_get_size (data), &header, NULL) ||
+          g_hash_table_contains (asked, header.dossier))
+        continue;
+      g_hash_table_add (asked, g_strdup (header.dossier));
+      if (!dossier_get (vault, header.dossier, &epoch, NULL, error))
+        return FALSE;
+      if (epoch > header.epoch)
+        continue;
+
+      if (client == NULL)
+        {
+          identity = identity_load (vault, error);
+          if (identity == NULL)
+            return FALSE;
+          client = relais_spool_make_client (spool, error);
+          if (client == NULL)
+            return FALSE;
+        }
+      keys = relais_client_dossier_keys (client, header.dossier, cancellable, &local_error);
+      if (keys == NULL)
+        {
+          if (g_error_matches (local_error, RELAIS_CLIENT_ERROR, RELAIS_CLIENT_ERROR_REVOKED))
+            {
+              g_propagate_error (error, g_steal_pointer (&local_error));
+              return FALSE;
+            }
+          /* Tried again at the next sync. */
+          g_debug ("Could not fetch the keys of a dossier: %s", local_error->message);
+          continue;
+        }
+      if (!import_keys_with (vault, identity, keys, error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
 gboolean
 relais_sync_run_full (RelaisVault            *vault,
                       RelaisSyncReport       *report,
@@ -1723,6 +1803,8 @@ relais_sync_run_full (RelaisVault            *vault,
   /* Keys that arrived may let retired change sets be sealed again, and
    * envelopes waiting for a key had theirs forgotten so that this second
    * exchange fetches them. */
+  if (!fetch_keys_for_retired (vault, spool, cancellable, error))
+    return FALSE;
   if (!relais_sync_seal (vault, spool, &sealed, error))
     return FALSE;
   if (sealed > 0 || first.waiting > 0)
