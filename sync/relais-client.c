@@ -102,7 +102,7 @@ check_json_text (const char *body,
                  gsize       len,
                  GError    **error)
 {
-  gboolean in_string = FALSE, escaped = FALSE;
+  gboolean in_string = FALSE, escaped = FALSE, closed = FALSE;
   guint depth = 0;
 
   if (len == 0)
@@ -126,6 +126,9 @@ check_json_text (const char *body,
           else if (c == '"')
             in_string = FALSE;
         }
+      else if (closed && !g_ascii_isspace (c))
+        /* json-glib leaks the first value when a second follows. */
+        return proto_error (error, "it has data after its end");
       else if (c == '"')
         in_string = TRUE;
       else if (c == '[' || c == '{')
@@ -134,7 +137,7 @@ check_json_text (const char *body,
             return proto_error (error, "it nests too deeply");
         }
       else if ((c == ']' || c == '}') && depth > 0)
-        depth--;
+        closed = --depth == 0;
     }
   return TRUE;
 }

@@ -21,6 +21,9 @@
 #define KEYS_FILE_MAX       (16 * 1024 * 1024)
 #define ENVELOPE_FILE_MAX   RELAIS_CHANGESET_MAX_SIZE
 #define PUSH_BATCH          100
+/* PROTOCOL.md caps request bodies at 110 MiB, less than 100 envelopes of
+ * 1 MiB once in base64: a batch also stops at 64 MiB of base64. */
+#define PUSH_BATCH_BYTES    (48 * 1024 * 1024)
 #define PULL_LIMIT          500
 /* A temporary file older than this was left by a cut, not by a writer
  * still at work in another process (the app sealing while a timer syncs). */
@@ -103,17 +106,24 @@ fsync_dir (const char  *dir,
   return TRUE;
 }
 
+typedef enum {
+  WRITE_LATER    = 0,        /* the caller syncs the file system after a batch */
+  WRITE_SYNC     = 1 << 0,   /* fsync the file before the rename */
+  WRITE_SYNC_DIR = 1 << 1,   /* and the directory after it */
+} WriteFlags;
+
 /* Writes @name in @dir whole: a temporary file, fsync, rename over the
- * name; with @sync_dir, fsync of the directory too, so that the name is
- * there after a power cut.  Callers writing many files in one directory
- * sync it once after the last. */
+ * name; with WRITE_SYNC_DIR, fsync of the directory too, so that the name
+ * is there after a power cut.  A pull writes its page WRITE_LATER and
+ * makes it durable with one syncfs() before saving the cursor: a page of
+ * 500 fsyncs would cost more than the rest of the pull. */
 static gboolean
 write_file (const char    *dir,
             const char    *name,
             const void    *data,
             gsize          len,
             int            mode,
-            gboolean       sync_dir,
+            WriteFlags     flags,
             GError       **error)
 {
   g_autofree char *tmp = g_build_filename (dir, ".tmp-XXXXXX", NULL);
@@ -138,7 +148,7 @@ write_file (const char    *dir,
         }
       done += (gsize) n;
     }
-  if (fsync (fd) != 0)
+  if ((flags & WRITE_SYNC) != 0 && fsync (fd) != 0)
     {
       errsv = errno;
       goto fail;
@@ -155,7 +165,7 @@ write_file (const char    *dir,
       errsv = errno;
       goto fail;
     }
-  return !sync_dir || fsync_dir (dir, error);
+  return (flags & WRITE_SYNC_DIR) == 0 || fsync_dir (dir, error);
 
 fail:
   if (fd >= 0)
@@ -490,7 +500,8 @@ save_state (RelaisSpool  *spool,
   json_builder_add_int_value (b, (gint64) state->in_counter);
   json_builder_end_object (b);
   text = builder_to_string (b);
-  return write_file (spool->dir, "state.json", text, strlen (text), 0600, TRUE, error);
+  return write_file (spool->dir, "state.json", text, strlen (text), 0600,
+                     WRITE_SYNC | WRITE_SYNC_DIR, error);
 }
 
 /* The spool ------------------------------------------------------------------ */
@@ -576,7 +587,7 @@ relais_spool_set_identity (RelaisSpool                *spool,
   /* The key first: a state naming a device whose key is missing would be
    * an enrolled spool that cannot sign. */
   if (!write_file (spool->dir, "device.key", device_sk, crypto_sign_SECRETKEYBYTES,
-                   0600, TRUE, error))
+                   0600, WRITE_SYNC | WRITE_SYNC_DIR, error))
     return FALSE;
   /* A new identity is a new device: the old cursor and status are not its
    * own.  The counter of in/ carries on, so names stay in order. */
@@ -736,7 +747,7 @@ relais_spool_add_out (RelaisSpool  *spool,
   if (!relais_changeset_peek (data, len, &header, error))
     return FALSE;
   name = envelope_name (header.id);
-  return write_file (dir, name, data, len, 0600, TRUE, error);
+  return write_file (dir, name, data, len, 0600, WRITE_SYNC | WRITE_SYNC_DIR, error);
 }
 
 gboolean
@@ -795,7 +806,7 @@ relais_spool_add_registration (RelaisSpool  *spool,
   json_builder_end_object (b);
   text = builder_to_string (b);
   name = g_strconcat (dossier_id, ".json", NULL);
-  return write_file (dir, name, text, strlen (text), 0600, TRUE, error);
+  return write_file (dir, name, text, strlen (text), 0600, WRITE_SYNC | WRITE_SYNC_DIR, error);
 }
 
 /* A registration file back into create's arguments. */
@@ -1012,7 +1023,7 @@ relais_spool_get_keys (RelaisSpool  *spool,
 static gboolean
 write_keys (RelaisSpool              *spool,
             const RelaisDossierKeys  *keys,
-            gboolean                  sync_dir,
+            WriteFlags                flags,
             GError                  **error)
 {
   g_autofree char *dir = g_build_filename (spool->dir, "keys", NULL);
@@ -1027,7 +1038,7 @@ write_keys (RelaisSpool              *spool,
     }
   name = g_strconcat (keys->dossier_id, ".json", NULL);
   text = relais_dossier_keys_to_json (keys);
-  return write_file (dir, name, text, strlen (text), 0600, sync_dir, error);
+  return write_file (dir, name, text, strlen (text), 0600, flags, error);
 }
 
 gboolean
@@ -1035,7 +1046,7 @@ relais_spool_set_keys (RelaisSpool              *spool,
                        const RelaisDossierKeys  *keys,
                        GError                  **error)
 {
-  return write_keys (spool, keys, TRUE, error);
+  return write_keys (spool, keys, WRITE_SYNC | WRITE_SYNC_DIR, error);
 }
 
 gboolean
@@ -1152,6 +1163,48 @@ typedef struct {
   RelaisClientError     refusal_code;
 } Exchange;
 
+static RelaisClientError
+refusal_code (const char *code)
+{
+  if (g_strcmp0 (code, "not_member") == 0 || g_strcmp0 (code, "author_mismatch") == 0
+      || g_strcmp0 (code, "not_admin") == 0)
+    return RELAIS_CLIENT_ERROR_FORBIDDEN;
+  if (g_strcmp0 (code, "malformed") == 0 || g_strcmp0 (code, "bad_base64") == 0)
+    return RELAIS_CLIENT_ERROR_MALFORMED;
+  if (g_strcmp0 (code, "too_large") == 0)
+    return RELAIS_CLIENT_ERROR_TOO_LARGE;
+  return RELAIS_CLIENT_ERROR_CONFLICT;
+}
+
+/* @why: the server's code for a change set, its message for a dossier. */
+static void
+note_refusal (Exchange          *x,
+              const char        *why,
+              RelaisClientError  code)
+{
+  x->refusals++;
+  if (x->refusal == NULL)
+    {
+      x->refusal = g_strdup (why);
+      x->refusal_code = code;
+    }
+  if (x->report != NULL)
+    x->report->refused++;
+}
+
+/* Whether @error refuses one request for what it carries, rather than
+ * this device or the connection: the exchange goes on without it. */
+static gboolean
+is_refusal (const GError *error)
+{
+  return error->domain == RELAIS_CLIENT_ERROR
+         && (error->code == RELAIS_CLIENT_ERROR_FORBIDDEN
+             || error->code == RELAIS_CLIENT_ERROR_CONFLICT
+             || error->code == RELAIS_CLIENT_ERROR_MALFORMED
+             || error->code == RELAIS_CLIENT_ERROR_TOO_LARGE
+             || error->code == RELAIS_CLIENT_ERROR_NOT_FOUND);
+}
+
 static gboolean
 exchange_register (Exchange  *x,
                    GError   **error)
@@ -1168,47 +1221,32 @@ exchange_register (Exchange  *x,
       g_autofree char *path = g_build_filename (dir, name, NULL);
       g_autoptr(GPtrArray) members = NULL;
       g_autoptr(GBytes) recovery = NULL;
+      g_autoptr(GError) local = NULL;
 
       if (!read_registration (x->spool, name, &dossier, &members, &recovery, error))
         return FALSE;
       /* A retried creation by a member succeeds: a registration whose
        * answer was lost is simply sent again. */
       if (!relais_client_dossier_create (x->client, dossier, members, recovery,
-                                         x->cancellable, error))
-        return FALSE;
+                                         x->cancellable, &local))
+        {
+          /* Refused for this dossier alone (not_member…): kept, counted,
+           * and the rest of the exchange goes on. */
+          if (is_refusal (local))
+            {
+              note_refusal (x, local->message, local->code);
+              g_clear_error (&local);
+              continue;
+            }
+          g_propagate_error (error, g_steal_pointer (&local));
+          return FALSE;
+        }
       if (g_unlink (path) != 0 && errno != ENOENT)
         return set_errno_error (error, errno, "remove", path);
       if (x->report != NULL)
         x->report->registered++;
     }
   return names->len == 0 || fsync_dir (dir, error);
-}
-
-static RelaisClientError
-refusal_code (const char *code)
-{
-  if (g_strcmp0 (code, "not_member") == 0 || g_strcmp0 (code, "author_mismatch") == 0
-      || g_strcmp0 (code, "not_admin") == 0)
-    return RELAIS_CLIENT_ERROR_FORBIDDEN;
-  if (g_strcmp0 (code, "malformed") == 0 || g_strcmp0 (code, "bad_base64") == 0)
-    return RELAIS_CLIENT_ERROR_MALFORMED;
-  if (g_strcmp0 (code, "too_large") == 0)
-    return RELAIS_CLIENT_ERROR_TOO_LARGE;
-  return RELAIS_CLIENT_ERROR_CONFLICT;
-}
-
-static void
-note_refusal (Exchange   *x,
-              const char *code)
-{
-  x->refusals++;
-  if (x->refusal == NULL)
-    {
-      x->refusal = g_strdup (code);
-      x->refusal_code = refusal_code (code);
-    }
-  if (x->report != NULL)
-    x->report->refused++;
 }
 
 static gboolean
@@ -1249,7 +1287,7 @@ push_batch (Exchange   *x,
             x->report->refused++;
         }
       else
-        note_refusal (x, r->error);
+        note_refusal (x, r->error, refusal_code (r->error));
     }
   /* A removal lost to a power cut only pushes again (duplicate); a move
    * must reach retired/ for the engine to re-seal it. */
@@ -1265,6 +1303,7 @@ exchange_push (Exchange  *x,
   g_autoptr(GPtrArray) names = list_dir (x->spool, "out", ".rlcs", error);
   g_autoptr(GPtrArray) batch_names = NULL;
   g_autoptr(GPtrArray) batch = NULL;
+  gsize batch_bytes = 0;
 
   if (names == NULL)
     return FALSE;
@@ -1282,14 +1321,23 @@ exchange_push (Exchange  *x,
                                      g_bytes_get_size (envelope), &header, NULL))
         {
           /* Kept for a person to look at; the exchange is not complete. */
-          note_refusal (x, "malformed");
+          note_refusal (x, "malformed", RELAIS_CLIENT_ERROR_MALFORMED);
           continue;
+        }
+      if (batch != NULL && batch_bytes + g_bytes_get_size (envelope) > PUSH_BATCH_BYTES)
+        {
+          if (!push_batch (x, batch_names, batch, error))
+            return FALSE;
+          g_clear_pointer (&batch, g_ptr_array_unref);
+          g_clear_pointer (&batch_names, g_ptr_array_unref);
         }
       if (batch == NULL)
         {
           batch = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
           batch_names = g_ptr_array_new_with_free_func (g_free);
+          batch_bytes = 0;
         }
+      batch_bytes += g_bytes_get_size (envelope);
       g_ptr_array_add (batch, g_steal_pointer (&envelope));
       g_ptr_array_add (batch_names, g_strdup (name));
       if (batch->len == PUSH_BATCH)
@@ -1303,20 +1351,22 @@ exchange_push (Exchange  *x,
   return batch == NULL || push_batch (x, batch_names, batch, error);
 }
 
-/* The ids of envelopes already in in/ ("SEQ-ID.rlcs"), and the highest
- * SEQ, so that a page pulled again after a cut adds nothing twice. */
+/* The ids of envelopes already in in/ ("SEQ-ID.rlcs"), so that a page
+ * pulled again adds nothing twice.  Files numbered past @committed belong
+ * to a page whose cursor was never saved: written without fsync, they may
+ * be empty after a power cut, so they go, and the page comes again. */
 static GHashTable *
 scan_in (RelaisSpool  *spool,
-         guint64      *out_max,
+         guint64       committed,
          GError      **error)
 {
+  g_autofree char *dir = g_build_filename (spool->dir, "in", NULL);
   g_autoptr(GPtrArray) names = list_dir (spool, "in", ".rlcs", error);
   g_autoptr(GHashTable) ids = NULL;
 
   if (names == NULL)
     return NULL;
   ids = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-  *out_max = 0;
   for (guint i = 0; i < names->len; i++)
     {
       const char *name = g_ptr_array_index (names, i);
@@ -1327,11 +1377,41 @@ scan_in (RelaisSpool  *spool,
       if (dash == NULL)
         continue;
       digits = g_strndup (name, dash - name);
-      if (g_ascii_string_to_unsigned (digits, 10, 0, G_MAXUINT64, &seq, NULL))
-        *out_max = MAX (*out_max, seq);
+      if (g_ascii_string_to_unsigned (digits, 10, 0, G_MAXUINT64, &seq, NULL) && seq > committed)
+        {
+          g_autofree char *path = g_build_filename (dir, name, NULL);
+
+          if (g_unlink (path) != 0 && errno != ENOENT)
+            {
+              set_errno_error (error, errno, "remove", path);
+              return NULL;
+            }
+          continue;
+        }
       g_hash_table_add (ids, g_strndup (dash + 1, strlen (dash + 1) - strlen (".rlcs")));
     }
   return g_steal_pointer (&ids);
+}
+
+/* Makes every file written so far durable, in one call rather than one
+ * fsync per file. */
+static gboolean
+sync_file_system (const char  *dir,
+                  GError     **error)
+{
+  int fd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int errsv;
+
+  if (fd < 0)
+    return set_errno_error (error, errno, "open", dir);
+  if (syncfs (fd) != 0)
+    {
+      errsv = errno;
+      close (fd);
+      return set_errno_error (error, errsv, "write", dir);
+    }
+  close (fd);
+  return TRUE;
 }
 
 static gboolean
@@ -1339,17 +1419,16 @@ exchange_pull (Exchange  *x,
                GError   **error)
 {
   g_autofree char *in = g_build_filename (x->spool->dir, "in", NULL);
-  g_autofree char *keys_dir = g_build_filename (x->spool->dir, "keys", NULL);
   g_autoptr(GHashTable) ids = NULL;
   g_auto(State) state = { 0 };
   guint64 counter = 0;
 
   if (!load_state (x->spool, &state, error))
     return FALSE;
-  ids = scan_in (x->spool, &counter, error);
+  ids = scan_in (x->spool, state.in_counter, error);
   if (ids == NULL)
     return FALSE;
-  counter = MAX (counter, state.in_counter);
+  counter = state.in_counter;
 
   for (;;)
     {
@@ -1375,27 +1454,24 @@ exchange_pull (Exchange  *x,
             continue;
           counter++;
           name = g_strdup_printf ("%020" G_GUINT64_FORMAT "-%s.rlcs", counter, hex);
-          if (!write_file (in, name, data, len, 0600, FALSE, error))
+          if (!write_file (in, name, data, len, 0600, WRITE_LATER, error))
             return FALSE;
           g_hash_table_add (ids, g_strdup (hex));
           wrote = TRUE;
           if (x->report != NULL)
             x->report->pulled++;
         }
-      if (wrote && !fsync_dir (in, error))
-        return FALSE;
       for (guint i = 0; i < page->keys->len; i++)
-        if (!write_keys (x->spool, g_ptr_array_index (page->keys, i), FALSE, error))
+        if (!write_keys (x->spool, g_ptr_array_index (page->keys, i), WRITE_LATER, error))
           return FALSE;
-      if (page->keys->len > 0 && !fsync_dir (keys_dir, error))
+      if ((wrote || page->keys->len > 0) && !sync_file_system (in, error))
         return FALSE;
 
       /* Only now that the page is on disk may the cursor pass it. */
-      if (page->more && page->changesets->len == 0
-          && g_strcmp0 (page->cursor, state.cursor) == 0)
+      if (page->more && g_strcmp0 (page->cursor, state.cursor) == 0)
         {
           g_set_error_literal (error, RELAIS_CLIENT_ERROR, RELAIS_CLIENT_ERROR_PROTOCOL,
-                               "The server's answer is not valid: it announces more change sets but gives none.");
+                               "The server's answer is not valid: it announces more change sets but its cursor does not move.");
           return FALSE;
         }
       g_free (state.cursor);
@@ -1466,7 +1542,7 @@ exchange_missing_keys (Exchange  *x,
           g_propagate_error (error, g_steal_pointer (&local));
           return FALSE;
         }
-      if (!write_keys (x->spool, keys, TRUE, error))
+      if (!write_keys (x->spool, keys, WRITE_SYNC | WRITE_SYNC_DIR, error))
         return FALSE;
     }
   return TRUE;
@@ -1528,7 +1604,7 @@ relais_spool_exchange (RelaisSpool           *spool,
   if (ok && x.refusal != NULL)
     {
       g_set_error (&local, RELAIS_CLIENT_ERROR, x.refusal_code,
-                   "The server refused change sets waiting to be sent (%u, the first for “%s”).",
+                   "The server refused %u of the changes waiting to be sent (first: %s).",
                    x.refusals, x.refusal);
       ok = FALSE;
     }

@@ -1,7 +1,10 @@
 #include "config.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <gio/gio.h>
 #include <glib/gstdio.h>
@@ -1237,6 +1240,24 @@ test_spool_offline (void)
   last = relais_spool_get_last_error (spool);
   g_assert_cmpstr (last, ==, error->message);
   g_assert_cmpint (relais_spool_get_last_success (spool), ==, 0);
+  g_clear_error (&error);
+
+  /* Another exchange of the same spool holds the lock: this one waits
+   * for a later turn, and records nothing. */
+  {
+    g_autofree char *lock = g_build_filename (relais_spool_get_dir (spool), "lock", NULL);
+    int fd = g_open (lock, O_RDWR | O_CREAT, 0600);
+    g_autofree char *last2 = NULL;
+
+    g_assert_cmpint (fd, >=, 0);
+    g_assert_cmpint (flock (fd, LOCK_EX), ==, 0);
+    g_assert_false (relais_spool_exchange (spool, &report, NULL, &error));
+    g_assert_error (error, RELAIS_CLIENT_ERROR, RELAIS_CLIENT_ERROR_UNAVAILABLE);
+    g_assert_true (relais_client_error_is_transient (error));
+    last2 = relais_spool_get_last_error (spool);
+    g_assert_cmpstr (last2, ==, last);
+    close (fd);
+  }
   relais_dossier_key_free (key);
   relais_test_rm_rf (vault);
 }
@@ -1249,6 +1270,8 @@ typedef struct {
   GSubprocess *process;
   char        *url;
   guint16      port;
+  char        *tls_cert;   /* NULL: plain http on loopback */
+  char        *tls_key;
 } Server;
 
 static const char *
@@ -1271,9 +1294,15 @@ server_start (Server  *s,
   g_autofree char *line = NULL;
   const char *prefix = "relais-server: listening on ";
 
-  s->process = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_SILENCE,
-                                 &error, server_binary (), "serve", "--store", s->store,
-                                 "--listen", listen, NULL);
+  if (s->tls_cert != NULL)
+    s->process = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_SILENCE,
+                                   &error, server_binary (), "serve", "--store", s->store,
+                                   "--listen", listen, "--tls-cert", s->tls_cert,
+                                   "--tls-key", s->tls_key, NULL);
+  else
+    s->process = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_SILENCE,
+                                   &error, server_binary (), "serve", "--store", s->store,
+                                   "--listen", listen, NULL);
   g_assert_no_error (error);
   out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (s->process));
   line = g_data_input_stream_read_line (out, NULL, NULL, &error);
@@ -1316,6 +1345,8 @@ server_free (Server *s)
   g_free (s->dir);
   g_free (s->store);
   g_free (s->url);
+  g_free (s->tls_cert);
+  g_free (s->tls_key);
   g_free (s);
 }
 
@@ -1916,6 +1947,31 @@ test_server_spool_share (void)
     g_clear_error (&error);
   }
 
+  /* B queues the registration of a dossier A already made alone: refused
+   * (not a member), kept, counted; the pull goes on all the same. */
+  {
+    g_autoptr(GPtrArray) a_only = member_wraps (key, "dossier-of-a-alone", a);
+    g_autoptr(GPtrArray) b_claims = member_wraps (key, "dossier-of-a-alone", b);
+    g_autoptr(GBytes) e = seal_one (DOSSIER, 1, key, a->user_id, a->device_id, a->keys->sign_sk, 1);
+
+    g_assert_true (relais_client_dossier_create (a->client, "dossier-of-a-alone", a_only, NULL,
+                                                 NULL, &error));
+    g_assert_no_error (error);
+    /* The forged one is still in A's out/: A's exchange fails, the good one goes. */
+    g_assert_true (relais_spool_add_out (sa, e, &error));
+    g_assert_false (relais_spool_exchange (sa, &report, NULL, &error));
+    g_clear_error (&error);
+    g_assert_cmpuint (report.pushed, ==, 1);
+    g_assert_true (relais_spool_add_registration (sb, "dossier-of-a-alone", b_claims, NULL, &error));
+    g_assert_false (relais_spool_exchange (sb, &report, NULL, &error));
+    g_assert_error (error, RELAIS_CLIENT_ERROR, RELAIS_CLIENT_ERROR_FORBIDDEN);
+    g_clear_error (&error);
+    g_assert_cmpuint (report.registered, ==, 0);
+    g_assert_cmpuint (report.refused, ==, 1);
+    g_assert_cmpuint (report.pulled, ==, 1);
+    g_assert_cmpuint (relais_spool_count_pending (sb), ==, 1);
+  }
+
   /* Revoked: the exchange wipes the spool and says so. */
   g_free (server_admin (s, "device", "revoke", b->device_id, NULL));
   g_assert_false (relais_spool_exchange (sb, &report, NULL, &error));
@@ -2133,7 +2189,90 @@ test_server_throughput (void)
   g_test_message ("client push %u change sets (20 ops, %zu bytes each): %.0f change sets/s",
                   n, g_bytes_get_size (g_ptr_array_index (all, 0)), n / ((t1 - t0) / 1e6));
   g_test_message ("client pull %u change sets: %.0f change sets/s", n, n / ((t2 - t1) / 1e6));
+
+  /* The same pull through the spool: every envelope written whole to in/. */
+  {
+    g_autofree char *vault = relais_test_make_tmpdir ("relais-client-bench");
+    g_autoptr(RelaisSpool) spool = device_spool (s, a2, vault);
+    RelaisExchangeReport report;
+
+    t1 = g_get_monotonic_time ();
+    g_assert_true (relais_spool_exchange (spool, &report, NULL, &error));
+    g_assert_no_error (error);
+    t2 = g_get_monotonic_time ();
+    g_assert_cmpuint (report.pulled, ==, n);
+    g_test_message ("spool exchange pulling %u change sets into in/: %.0f change sets/s",
+                    n, n / ((t2 - t1) / 1e6));
+    relais_test_rm_rf (vault);
+  }
   relais_dossier_key_free (key);
+  server_free (s);
+}
+
+/* HTTPS with a certificate made here: verified against --cacert, refused
+ * without it, refused for a host name the certificate does not carry. */
+static void
+test_server_tls (void)
+{
+  Server *s;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *url = NULL;
+  g_autofree char *openssl_path = g_find_program_in_path ("openssl");
+  g_autoptr(GSubprocess) openssl = NULL;
+  int status;
+
+  SKIP_WITHOUT_SERVER ();
+  if (openssl_path == NULL)
+    {
+      g_test_skip ("openssl is not installed");
+      return;
+    }
+  s = g_new0 (Server, 1);
+  s->dir = relais_test_make_tmpdir ("relais-client-tls");
+  s->store = g_strdup_printf ("sqlite:%s/store.db", s->dir);
+  s->tls_cert = g_build_filename (s->dir, "cert.pem", NULL);
+  s->tls_key = g_build_filename (s->dir, "key.pem", NULL);
+  openssl = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_SILENCE,
+                              &error, "openssl", "req", "-x509", "-newkey", "ec",
+                              "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                              "-keyout", s->tls_key, "-out", s->tls_cert, "-days", "1",
+                              "-subj", "/CN=relais-test", "-addext", "subjectAltName=IP:127.0.0.1",
+                              NULL);
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_wait (openssl, NULL, &error));
+  status = g_subprocess_get_exit_status (openssl);
+  g_assert_cmpint (status, ==, 0);
+  server_start (s, 0);
+  g_assert_true (g_str_has_prefix (s->url, "https://"));
+
+  {
+    g_autoptr(RelaisClient) client = relais_client_new (s->url, s->tls_cert, &error);
+
+    g_assert_no_error (error);
+    g_assert_true (relais_client_health (client, NULL, &error));
+    g_assert_no_error (error);
+    /* The same handle again: the connection is kept alive. */
+    g_assert_true (relais_client_health (client, NULL, &error));
+    g_assert_no_error (error);
+  }
+  {
+    g_autoptr(RelaisClient) client = relais_client_new (s->url, NULL, &error);
+
+    g_assert_no_error (error);
+    g_assert_false (relais_client_health (client, NULL, &error));
+    g_assert_error (error, RELAIS_CLIENT_ERROR, RELAIS_CLIENT_ERROR_NETWORK);
+    g_clear_error (&error);
+  }
+  {
+    g_autoptr(RelaisClient) client = NULL;
+
+    url = g_strdup_printf ("https://localhost:%u", s->port);
+    client = relais_client_new (url, s->tls_cert, &error);
+    g_assert_no_error (error);
+    g_assert_false (relais_client_health (client, NULL, &error));
+    g_assert_error (error, RELAIS_CLIENT_ERROR, RELAIS_CLIENT_ERROR_NETWORK);
+    g_clear_error (&error);
+  }
   server_free (s);
 }
 
@@ -2160,6 +2299,7 @@ main (int argc,
   g_test_add_func ("/client/server/endpoints", test_server_client);
   g_test_add_func ("/client/server/spool-share", test_server_spool_share);
   g_test_add_func ("/client/server/killed-mid-exchange", test_server_killed);
+  g_test_add_func ("/client/server/tls", test_server_tls);
   g_test_add_func ("/client/server/throughput", test_server_throughput);
   return g_test_run ();
 }
