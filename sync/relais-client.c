@@ -442,8 +442,9 @@ relais_pull_page_free (RelaisPullPage *page)
 /* The answers' parsers ------------------------------------------------------- */
 
 typedef struct {
-  char *code;
-  char *message;
+  char   *code;
+  char   *message;
+  gint64  server_time;   /* stale_request: the server's clock, 0 if absent */
 } ErrorAnswer;
 
 static void
@@ -478,6 +479,12 @@ parse_error (const char  *body,
   for (char *p = out->message; *p != '\0'; p++)
     if ((guchar) *p < 0x20 || *p == 0x7f)
       *p = ' ';
+  {
+    guint64 server_time = 0;
+
+    if (get_uint (root, "server_time", TRUE, G_MAXINT64, &server_time, NULL))
+      out->server_time = (gint64) server_time;
+  }
   return TRUE;
 }
 
@@ -1360,7 +1367,16 @@ set_http_error (long        status,
       code = code_map[i].error;
 
   message = answer.message != NULL && *answer.message != '\0' ? answer.message : NULL;
-  if (message != NULL)
+  if (code == RELAIS_CLIENT_ERROR_CLOCK && answer.server_time > 0)
+    {
+      /* Say by how much, so that the person can set the clock right. */
+      gint64 skew = g_get_real_time () / G_USEC_PER_SEC - answer.server_time;
+
+      g_set_error (error, RELAIS_CLIENT_ERROR, code,
+                   "This computer's clock is %" G_GINT64_FORMAT " minutes %s the server's; set it right and sync again.",
+                   ABS (skew) / 60, skew > 0 ? "ahead of" : "behind");
+    }
+  else if (message != NULL)
     g_set_error (error, RELAIS_CLIENT_ERROR, code, "The server refused the request: %s", message);
   else
     g_set_error (error, RELAIS_CLIENT_ERROR, code,

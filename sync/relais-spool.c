@@ -1223,8 +1223,14 @@ exchange_register (Exchange  *x,
       g_autoptr(GBytes) recovery = NULL;
       g_autoptr(GError) local = NULL;
 
-      if (!read_registration (x->spool, name, &dossier, &members, &recovery, error))
-        return FALSE;
+      /* A damaged file is kept for a person to look at, and does not stop
+       * the rest of the exchange. */
+      if (!read_registration (x->spool, name, &dossier, &members, &recovery, &local))
+        {
+          note_refusal (x, local->message, RELAIS_CLIENT_ERROR_MALFORMED);
+          g_clear_error (&local);
+          continue;
+        }
       /* A retried creation by a member succeeds: a registration whose
        * answer was lost is simply sent again. */
       if (!relais_client_dossier_create (x->client, dossier, members, recovery,

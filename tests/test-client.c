@@ -472,6 +472,22 @@ test_statuses (void)
   expect_error (canned_new ("401 Unauthorized", NULL,
                             "{\"error\":\"stale_request\",\"message\":\"Clock.\",\"server_time\":1}"),
                 RELAIS_CLIENT_ERROR_CLOCK, FALSE);
+  /* The message says by how much the clock is off. */
+  {
+    g_autofree char *body = g_strdup_printf ("{\"error\":\"stale_request\",\"message\":\"Stale.\","
+                                             "\"server_time\":%" G_GINT64_FORMAT "}",
+                                             g_get_real_time () / G_USEC_PER_SEC + 3600);
+    Canned *c = canned_new ("401 Unauthorized", NULL, body);
+    g_autoptr(RelaisClient) client = canned_client (c);
+    g_autoptr(RelaisDeviceKey) dk = relais_device_key_generate ();
+    g_autoptr(GError) error = NULL;
+
+    relais_client_set_device (client, "device-1", dk->sk);
+    g_assert_false (relais_client_dossier_share (client, DOSSIER, "user-2", NULL, NULL, &error));
+    g_assert_error (error, RELAIS_CLIENT_ERROR, RELAIS_CLIENT_ERROR_CLOCK);
+    g_assert_nonnull (strstr (error->message, "60 minutes behind"));
+    canned_free (c);
+  }
   expect_error (canned_new ("401 Unauthorized", NULL,
                             "{\"error\":\"bad_signature\",\"message\":\"Bad.\"}"),
                 RELAIS_CLIENT_ERROR_BAD_SIGNATURE, FALSE);
@@ -1232,11 +1248,19 @@ test_spool_offline (void)
   g_assert_true (relais_spool_set_identity (spool, &identity, dk->sk, &error));
   g_assert_true (relais_spool_add_out (spool, e, &error));
   g_assert_no_error (error);
+  /* A damaged registration is kept and passed over: the exchange goes
+   * on to the network (and fails there). */
+  {
+    g_autofree char *reg = g_build_filename (relais_spool_get_dir (spool), "register", "d.json", NULL);
+
+    write_raw (reg, "{\"dossier_id\":\"d\",\"members\":[{\"user_id\":1}]}", -1);
+  }
   g_assert_false (relais_spool_exchange (spool, &report, NULL, &error));
   g_assert_error (error, RELAIS_CLIENT_ERROR, RELAIS_CLIENT_ERROR_NETWORK);
+  g_assert_cmpuint (report.refused, ==, 1);
+  g_assert_cmpuint (relais_spool_count_pending (spool), ==, 2);
   g_assert_true (relais_client_error_is_transient (error));
   g_assert_cmpuint (report.pushed, ==, 0);
-  g_assert_cmpuint (relais_spool_count_pending (spool), ==, 1);
   last = relais_spool_get_last_error (spool);
   g_assert_cmpstr (last, ==, error->message);
   g_assert_cmpint (relais_spool_get_last_success (spool), ==, 0);
