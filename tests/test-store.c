@@ -1674,6 +1674,33 @@ test_perf_pull (Fixture       *f,
               incr_s * 1000);
 }
 
+/* One dossier with a long history: each page must not cost the whole of
+ * what remains of it. */
+static void
+test_perf_long_history (Fixture       *f,
+                        gconstpointer  data)
+{
+  g_autoptr(GPtrArray) pulled = NULL;
+  g_autoptr(GTimer) timer = g_timer_new ();
+  RelaisStoreCursor cursor = { 0, 0 };
+  double pull_s;
+
+  if (f->store == NULL)
+    return;
+
+  add_user (f->store, "ua", "A", "org-a", 1);
+  create_dossier (f->store, "D1", "ua", NULL);
+  for (int i = 0; i < 20000; i++)
+    push_new (f->store, "D1", 1, "ua", "da", 100);
+
+  g_timer_start (timer);
+  pulled = pull_all (f->store, "ua", NULL, &cursor, 500, 8 << 20);
+  pull_s = g_timer_elapsed (timer, NULL);
+  g_assert_cmpuint (pulled->len, ==, 20000);
+  g_printerr ("# %s: one dossier of 20,000 change sets pulled at %.0f change sets/s\n",
+              backend_names[f->backend], 20000 / pull_s);
+}
+
 static void
 add_case (const char *name,
           void      (*func) (Fixture *, gconstpointer))
@@ -1711,7 +1738,10 @@ main (int argc, char **argv)
   add_case ("schema-newer", test_schema_newer);
   g_test_add_func ("/store/hostile-uri", test_hostile_uri);
   if (g_test_perf ())
-    add_case ("perf-pull", test_perf_pull);
+    {
+      add_case ("perf-pull", test_perf_pull);
+      add_case ("perf-long-history", test_perf_long_history);
+    }
 
   ret = g_test_run ();
   g_clear_pointer (&shared_pg, relais_test_pg_stop);

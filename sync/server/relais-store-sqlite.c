@@ -1923,7 +1923,10 @@ sqlite_changeset_put (RelaisStore                 *store,
  *  - change sets pushed after the user joined (vis = seq), from the
  *    cursor on: a range scan per dossier of the user;
  *  - change sets pushed before the user joined a dossier (vis =
- *    joined_seq), only for dossiers joined at or after the cursor. */
+ *    joined_seq), only for dossiers joined at or after the cursor.
+ * Each takes at most a page's worth of rows per dossier (up to the seq of
+ * the dossier's limit-th candidate, with the same filters), so that a
+ * dossier with a long history does not make every page sort all of it. */
 static GPtrArray *
 changeset_pull_in (Conn                     *conn,
                    const char               *user_id,
@@ -1957,11 +1960,21 @@ changeset_pull_in (Conn                     *conn,
         "SELECT c.rowid, c.dossier_id, c.seq, c.seq AS vis, c.size"
         "  FROM members m JOIN changesets c"
         "    ON c.dossier_id = m.dossier_id AND c.seq >= MAX(?2, m.joined_seq + 1)"
+        "   AND c.seq <= IFNULL((SELECT b.seq FROM changesets b"
+        "                         WHERE b.dossier_id = m.dossier_id"
+        "                           AND b.seq >= MAX(?2, m.joined_seq + 1)"
+        "                           AND b.device_id IS NOT ?3"
+        "                         ORDER BY b.seq LIMIT 1 OFFSET ?6 - 1), 9223372036854775807)"
         "  WHERE m.user_id = ?1 AND m.until_epoch = 0 AND c.device_id IS NOT ?3"
         " UNION ALL "
         "SELECT c.rowid, c.dossier_id, c.seq, m.joined_seq AS vis, c.size"
         "  FROM members m JOIN changesets c"
         "    ON c.dossier_id = m.dossier_id AND c.seq < m.joined_seq"
+        "   AND c.seq <= IFNULL((SELECT b.seq FROM changesets b"
+        "                         WHERE b.dossier_id = m.dossier_id AND b.seq < m.joined_seq"
+        "                           AND (m.joined_seq > ?4 OR b.seq > ?5)"
+        "                           AND b.device_id IS NOT ?3"
+        "                         ORDER BY b.seq LIMIT 1 OFFSET ?6 - 1), 9223372036854775807)"
         "  WHERE m.user_id = ?1 AND m.until_epoch = 0 AND m.joined_seq >= ?4"
         "    AND (m.joined_seq > ?4 OR c.seq > ?5) AND c.device_id IS NOT ?3"
         " ORDER BY 4, 3 LIMIT ?6", error);
