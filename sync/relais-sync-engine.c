@@ -32,17 +32,18 @@
 
 #define STATE_SEALED_SEQ "sealed_seq"
 
-/* What one batch of received envelopes may hold before it is committed. */
-#define APPLY_BATCH_ENVELOPES 256
-#define APPLY_BATCH_OPS       20000
+/* What one batch of received envelopes may hold before it is committed,
+ * and what is read from spool/in at once. */
+#define APPLY_BATCH_ENVELOPES 1024
+#define APPLY_BATCH_OPS       50000
+#define APPLY_READ_BYTES      (32 * 1024 * 1024)
 
 /* An envelope's fixed overhead (header, tag, signature, author and device
  * ids) is below this; the rest of RELAIS_CHANGESET_MAX_SIZE is for ops. */
 #define SEAL_OVERHEAD 1024
 
-/* Dossier keys an opener keeps at once (see ring_key()).  Above the
- * batch size, so that a batch's envelopes of one dossier share one. */
-#define RING_MAX_KEYS 512
+/* Dossier keys an opener keeps at once (see ring_key()). */
+#define RING_MAX_KEYS 1024
 
 #define RECOVERY_FILE_MAGIC "RELAIS-RECOVERY-KEY 1"
 
@@ -1402,6 +1403,24 @@ take_pulled_keys (Applier                     *applier,
   return TRUE;
 }
 
+/* Runs a statement without results through the statement cache: a
+ * savepoint per envelope, parsed once instead of once per envelope. */
+static gboolean
+exec_cached (RelaisVault  *vault,
+             const char   *sql,
+             GError      **error)
+{
+  g_auto(RelaisStmt) stmt = relais_oplog_prepare (vault, sql, error);
+  int rc;
+
+  if (stmt == NULL)
+    return FALSE;
+  rc = sqlite3_step (stmt);
+  if (rc != SQLITE_DONE)
+    return db_failed (vault, rc, error);
+  return TRUE;
+}
+
 /* Opens @data and applies it inside the open transaction (in a savepoint
  * of its own).  FALSE only for a failure of the vault, which stops
  * everything. */
@@ -1468,7 +1487,7 @@ apply_one (Applier   *applier,
       return TRUE;
     }
 
-  if (!relais_vault_exec (applier->vault, "SAVEPOINT changeset", error))
+  if (!exec_cached (applier->vault, "SAVEPOINT changeset", error))
     return FALSE;
   for (guint i = 0; i < cs->ops->len; i++)
     {
@@ -1477,7 +1496,8 @@ apply_one (Applier   *applier,
 
       if (!relais_oplog_apply (applier->vault, g_ptr_array_index (cs->ops, i), &is_new, &op_error))
         {
-          relais_vault_exec (applier->vault, "ROLLBACK TO changeset; RELEASE changeset", NULL);
+          exec_cached (applier->vault, "ROLLBACK TO changeset", NULL);
+          exec_cached (applier->vault, "RELEASE changeset", NULL);
           if (g_error_matches (op_error, RELAIS_VAULT_ERROR, RELAIS_VAULT_ERROR_INVALID))
             {
               /* Sealed and signed by a member, yet not operations the
@@ -1493,7 +1513,7 @@ apply_one (Applier   *applier,
       if (is_new)
         n_new++;
     }
-  if (!relais_vault_exec (applier->vault, "RELEASE changeset", error))
+  if (!exec_cached (applier->vault, "RELEASE changeset", error))
     return FALSE;
 
   *out_new = n_new;
@@ -1634,7 +1654,9 @@ relais_sync_apply_full (RelaisVault            *vault,
     {
       g_autoptr(GPtrArray) items = g_ptr_array_new_with_free_func ((GDestroyNotify) item_free);
 
-      for (; next < names->len && items->len < APPLY_BATCH_ENVELOPES; next++)
+      gsize bytes = 0;
+
+      for (; next < names->len && items->len < APPLY_BATCH_ENVELOPES && bytes < APPLY_READ_BYTES; next++)
         {
           const char *name = g_ptr_array_index (names, next);
           GBytes *data = relais_spool_read_in (spool, name, error);
@@ -1645,6 +1667,7 @@ relais_sync_apply_full (RelaisVault            *vault,
               ok = FALSE;
               break;
             }
+          bytes += g_bytes_get_size (data);
           item = g_new0 (Item, 1);
           item->name = g_strdup (name);
           item->data = data;

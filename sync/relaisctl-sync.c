@@ -295,8 +295,12 @@ sync_background (void)
   g_autoptr(GError) error = NULL;
   g_autoptr(RelaisSpool) spool = NULL;
   RelaisExchangeReport report = { 0 };
+  g_autofree char *spool_dir = g_build_filename (ctx->vault_dir (), "spool", NULL);
   gboolean ok;
 
+  /* The timer runs on machines never enrolled too: make nothing there. */
+  if (!g_file_test (spool_dir, G_FILE_TEST_IS_DIR))
+    return fail (_("This vault is not enrolled with a sync server: run “relaisctl enroll” first."));
   spool = relais_spool_open (ctx->vault_dir (), &error);
   if (spool == NULL)
     return fail_error (error);

@@ -1040,6 +1040,11 @@ test_cli_offline (Fixture       *fx,
     g_assert_cmpint (run.status, ==, 0);
     g_assert_nonnull (strstr (run.out, "\"enrolled\" : false"));
     g_assert_false (g_file_test (fresh, G_FILE_TEST_EXISTS));
+    run_clear (&run);
+    run_ctl (&run, "sync", "--background", "--vault", fresh, NULL);
+    g_assert_cmpint (run.status, ==, 1);
+    g_assert_nonnull (strstr (run.err, "not enrolled"));
+    g_assert_false (g_file_test (fresh, G_FILE_TEST_EXISTS));
   }
   {
     g_auto(Run) run = { 0 };
