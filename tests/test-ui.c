@@ -1299,6 +1299,9 @@ test_ui_sync (void)
   g_autofree char *code2 = NULL;
   g_autofree char *id = NULL;
   g_autofree char *device_id = NULL;
+  g_autofree char *dir_bruno = NULL;
+  g_autofree char *code_bruno = NULL;
+  RelaisVault *bruno;
   g_autoptr(GError) error = NULL;
   g_autoptr(RelaisPerson) person = relais_person_new ();
   TestServer *test_server;
@@ -1320,6 +1323,7 @@ test_ui_sync (void)
   store = g_strconcat ("sqlite:", tmp, "/server.db", NULL);
   dir = g_build_filename (tmp, "vault", NULL);
   dir2 = g_build_filename (tmp, "laptop", NULL);
+  dir_bruno = g_build_filename (tmp, "bruno", NULL);
   test_server = server_start (server, store, "127.0.0.1:0");
   code = server_admin (server, "user", "add", "--store", store, "--name", "Alice Martin",
                        "--org", "CCAS Saint-Flour", NULL);
@@ -1334,6 +1338,18 @@ test_ui_sync (void)
   g_assert_no_error (error);
   g_assert_true (relais_sync_enroll (vault, test_server->url, NULL, code, PASSPHRASE, "desk",
                                      NULL, &error));
+  g_assert_no_error (error);
+
+  /* A colleague of another organisation follows the person too. */
+  code_bruno = server_admin (server, "user", "add", "--store", store, "--name", "Bruno Caylus",
+                             "--org", "CCAS Mende", NULL);
+  bruno = make_test_vault (dir_bruno, "bruno");
+  g_assert_true (relais_sync_enroll (bruno, test_server->url, NULL, code_bruno, PASSPHRASE, "bruno",
+                                     NULL, &error));
+  g_assert_no_error (error);
+  g_assert_true (relais_sync_run (vault, &report, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_true (relais_sync_share (vault, id, "Bruno Caylus", NULL, &error));
   g_assert_no_error (error);
   relais_vault_close (vault);
 
@@ -1366,8 +1382,15 @@ test_ui_sync (void)
 
     g_assert_true (json_parser_load_from_data (parser, user_line, -1, &error));
     users = json_node_get_array (json_parser_get_root (parser));
-    g_assert_cmpuint (json_array_get_length (users), ==, 1);
-    user_id = g_strdup (json_object_get_string_member (json_array_get_object_element (users, 0), "user_id"));
+    g_assert_cmpuint (json_array_get_length (users), ==, 2);
+    for (guint i = 0; i < json_array_get_length (users); i++)
+      {
+        JsonObject *user = json_array_get_object_element (users, i);
+
+        if (g_strcmp0 (json_object_get_string_member (user, "name"), "Alice Martin") == 0)
+          user_id = g_strdup (json_object_get_string_member (user, "user_id"));
+      }
+    g_assert_nonnull (user_id);
   }
   code2 = server_admin (server, "user", "code", "--store", store, user_id, NULL);
   laptop = make_test_vault (dir2, "alice");
@@ -1390,8 +1413,9 @@ test_ui_sync (void)
   screenshot (GTK_WIDGET (window), "14-pending");
   g_assert_cmpstr (relais_sync_indicator_get_text (indicator), ==, "1 change waiting to be sent");
 
-  /* The laptop changes the city; Sync Now brings it into the dossier
-   * shown, and takes the phone number up. */
+  /* The laptop changes the city, and Bruno, meanwhile, the phone number;
+   * Sync Now brings both into the dossier shown, takes this computer's
+   * phone number up, and the two numbers are a conflict. */
   {
     g_autoptr(RelaisPerson) changes = relais_person_new ();
 
@@ -1400,18 +1424,45 @@ test_ui_sync (void)
     g_assert_no_error (error);
     g_assert_true (relais_sync_run (laptop, &report, NULL, &error));
     g_assert_no_error (error);
+
+    g_assert_true (relais_sync_run (bruno, &report, NULL, &error));
+    g_assert_no_error (error);
+    edit_phone (bruno, id, "0633333333");
+    g_assert_true (relais_sync_run (bruno, &report, NULL, &error));
+    g_assert_no_error (error);
   }
   sync_now (window, indicator);
   g_assert_cmpstr (relais_sync_indicator_get_text (indicator), ==, "Synced just now");
   g_assert_cmpstr (gtk_label_get_label (child (view, RELAIS_TYPE_VAULT_VIEW, "city_label")), ==, "Mende");
+  gtk_test_accessible_assert_property (indicator, GTK_ACCESSIBLE_PROPERTY_LABEL,
+                                       "Sync: Synced just now. 1 conflict to review");
   g_assert_true (relais_sync_run (laptop, &report, NULL, &error));
   g_assert_no_error (error);
   {
-    g_autoptr(RelaisPerson) pulled = relais_person_get (laptop, id, &error);
+    g_autoptr(GPtrArray) conflicts = relais_oplog_conflicts (laptop, NULL, &error);
 
-    g_assert_cmpstr (pulled->phone, ==, "0611111111");
+    g_assert_no_error (error);
+    g_assert_cmpuint (conflicts->len, ==, 1);
   }
   relais_vault_close (laptop);
+  relais_vault_close (bruno);
+
+  /* Authors by name, from the server's directory: the colleague with
+   * the organisation, and this computer's user as “You”. */
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "sync.conflicts", NULL));
+  {
+    RelaisConflictsPage *page = child (window, RELAIS_TYPE_WINDOW, "conflicts_page");
+    GtkWidget *row;
+
+    screenshot (GTK_WIDGET (window), "15-synced-conflict");
+    row = must_find (GTK_WIDGET (page), ADW_TYPE_ACTION_ROW, "06 33 33 33 33");
+    g_assert_true (g_str_has_prefix (adw_action_row_get_subtitle (ADW_ACTION_ROW (row)),
+                                     "Bruno Caylus (CCAS Mende), "));
+    row = must_find (GTK_WIDGET (page), ADW_TYPE_ACTION_ROW, "06 11 11 11 11");
+    g_assert_true (g_str_has_prefix (adw_action_row_get_subtitle (ADW_ACTION_ROW (row)),
+                                     "You, on this computer, "));
+    g_signal_emit_by_name (child (page, RELAIS_TYPE_CONFLICTS_PAGE, "back_button"), "clicked");
+  }
 
   /* The server goes away: the indicator says the sync did not happen,
    * never that it did. */
@@ -1422,7 +1473,7 @@ test_ui_sync (void)
     sync_now (window, indicator);
     g_assert_cmpint (relais_sync_indicator_get_state (indicator), ==, RELAIS_SYNC_STATE_ERROR);
     g_assert_true (g_str_has_prefix (relais_sync_indicator_get_text (indicator), "Not synced: "));
-    screenshot (GTK_WIDGET (window), "15-server-gone");
+    screenshot (GTK_WIDGET (window), "16-server-gone");
     test_server = server_start (server, store, listen);
     sync_now (window, indicator);
     g_assert_cmpstr (relais_sync_indicator_get_text (indicator), ==, "Synced just now");
@@ -1453,7 +1504,7 @@ test_ui_sync (void)
     g_assert_false (g_file_test (key, G_FILE_TEST_EXISTS));
     g_assert_false (g_file_test (db, G_FILE_TEST_EXISTS));
   }
-  screenshot (GTK_WIDGET (window), "16-revoked");
+  screenshot (GTK_WIDGET (window), "17-revoked");
 
   gtk_window_destroy (GTK_WINDOW (window));
   g_assert_finalize_object (window);

@@ -10,12 +10,15 @@
 #include "relais-oplog.h"
 #include "relais-person.h"
 #include "relais-person-object.h"
+#include "relais-sync-engine.h"
 
 struct _RelaisConflictsPage
 {
   AdwBin               parent_instance;
 
   RelaisVault         *vault;   /* not owned: see relais_conflicts_page_set_vault() */
+  char                *user_id; /* this vault's user on the server, or NULL */
+  GHashTable          *directory;  /* user id → name, or NULL */
   GPtrArray           *groups;  /* the AdwPreferencesGroups of the conflicts shown */
   guint                n_conflicts;
   guint                refresh_source;
@@ -482,11 +485,26 @@ describe_author (RelaisConflictsPage *self,
   g_autofree char *time = format_date_time (when);
   const char *device = self->vault != NULL ? relais_vault_get_device_id (self->vault) : NULL;
 
-  const char *author = op->author != NULL && *op->author != '\0' ? op->author : _("Unknown author");
+  gboolean mine = self->user_id != NULL && g_strcmp0 (op->author, self->user_id) == 0;
+  const char *author;
+
+  /* Synced operations name their author by user id: the server's
+   * directory has the names. */
+  if (mine)
+    author = _("You");
+  else if (op->author == NULL || *op->author == '\0')
+    author = _("Unknown author");
+  else if (self->directory != NULL && g_hash_table_contains (self->directory, op->author))
+    author = g_hash_table_lookup (self->directory, op->author);
+  else
+    author = op->author;
 
   if (g_strcmp0 (op->device, device) == 0)
     /* Translators: who wrote a value, and when: "jdupont, on this computer, 25/11/2026 at 10:12". */
     return g_strdup_printf (_("%s, on this computer, %s"), author, time);
+  if (mine)
+    /* Translators: "You, on another of your devices, 25/11/2026 at 10:12". */
+    return g_strdup_printf (_("%s, on another of your devices, %s"), author, time);
   /* Translators: who wrote a value, and when: "jdupont, 25/11/2026 at 10:12". */
   return g_strdup_printf (_("%s, %s"), author, time);
 }
@@ -608,6 +626,8 @@ relais_conflicts_page_finalize (GObject *object)
   RelaisConflictsPage *self = (RelaisConflictsPage *)object;
 
   g_clear_pointer (&self->groups, g_ptr_array_unref);
+  g_clear_pointer (&self->user_id, g_free);
+  g_clear_pointer (&self->directory, g_hash_table_unref);
 
   G_OBJECT_CLASS (relais_conflicts_page_parent_class)->finalize (object);
 }
@@ -724,7 +744,25 @@ relais_conflicts_page_set_vault (RelaisConflictsPage *self,
   g_return_if_fail (RELAIS_IS_CONFLICTS_PAGE (self));
 
   self->vault = vault;
+  g_clear_pointer (&self->user_id, g_free);
+  if (vault != NULL)
+    self->user_id = relais_sync_get_user_id (vault);
   relais_conflicts_page_refresh (self);
+}
+
+void
+relais_conflicts_page_set_directory (RelaisConflictsPage *self,
+                                     GHashTable          *directory)
+{
+  g_return_if_fail (RELAIS_IS_CONFLICTS_PAGE (self));
+
+  if (self->directory == directory)
+    return;
+  g_clear_pointer (&self->directory, g_hash_table_unref);
+  if (directory != NULL)
+    self->directory = g_hash_table_ref (directory);
+  if (self->vault != NULL)
+    relais_conflicts_page_refresh (self);
 }
 
 void

@@ -22,6 +22,10 @@ RelaisConflictsPage *relais_conflicts_page_new             (void);
 void                 relais_conflicts_page_set_vault       (RelaisConflictsPage *self,
                                                             RelaisVault         *vault);
 void                 relais_conflicts_page_refresh         (RelaisConflictsPage *self);
+/* User id → name (relais_sync_controller_get_directory()), to name the
+ * authors of synced values; NULL shows their ids. */
+void                 relais_conflicts_page_set_directory   (RelaisConflictsPage *self,
+                                                            GHashTable          *directory);
 guint                relais_conflicts_page_get_n_conflicts (RelaisConflictsPage *self);
 
 /* How the conflicts page names a field of the op log, and shows one of its

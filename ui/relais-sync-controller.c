@@ -39,6 +39,9 @@ struct _RelaisSyncController
   gboolean          reachable;
   guint             periodic_source;
   guint             seal_source;
+  /* user id → "Name, Organisation", from the server's directory, fetched
+   * once per unlock: op-log authors are user ids. */
+  GHashTable       *directory;
 };
 
 G_DEFINE_FINAL_TYPE (RelaisSyncController, relais_sync_controller, G_TYPE_OBJECT)
@@ -130,6 +133,7 @@ typedef struct {
   char     *vault_dir;
   guint     generation;
   gboolean  manual;
+  gboolean  want_directory;
 } ExchangeData;
 
 static void
@@ -138,6 +142,19 @@ exchange_data_free (ExchangeData *data)
   g_free (data->vault_dir);
   g_free (data);
 }
+
+typedef struct {
+  RelaisExchangeReport  report;
+  GPtrArray            *users;   /* RelaisDirectoryUser, or NULL */
+} ExchangeResult;
+
+static void
+exchange_result_free (ExchangeResult *result)
+{
+  g_clear_pointer (&result->users, g_ptr_array_unref);
+  g_free (result);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ExchangeResult, exchange_result_free)
 
 static void
 exchange_thread (GTask        *task,
@@ -148,17 +165,28 @@ exchange_thread (GTask        *task,
   ExchangeData *data = task_data;
   g_autoptr(RelaisSpool) spool = NULL;
   g_autoptr(GError) error = NULL;
-  RelaisExchangeReport *report = g_new0 (RelaisExchangeReport, 1);
+  g_autoptr(ExchangeResult) result = g_new0 (ExchangeResult, 1);
 
   /* Its own spool object: the main thread keeps using its one. */
   spool = relais_spool_open (data->vault_dir, &error);
-  if (spool == NULL || !relais_spool_exchange (spool, report, cancellable, &error))
+  if (spool == NULL || !relais_spool_exchange (spool, &result->report, cancellable, &error))
     {
-      g_free (report);
       g_task_return_error (task, g_steal_pointer (&error));
       return;
     }
-  g_task_return_pointer (task, report, g_free);
+
+  /* Names for the authors the conflicts page shows.  Not having them is
+   * no failure of the sync: the ids are shown instead. */
+  if (data->want_directory)
+    {
+      g_autoptr(RelaisClient) client = relais_spool_make_client (spool, &error);
+
+      if (client != NULL)
+        result->users = relais_client_users (client, NULL, cancellable, &error);
+      if (result->users == NULL)
+        g_debug ("sync: no directory: %s", error != NULL ? error->message : "?");
+    }
+  g_task_return_pointer (task, g_steal_pointer (&result), (GDestroyNotify) exchange_result_free);
 }
 
 static void exchange_done (GObject *object, GAsyncResult *result, gpointer user_data);
@@ -191,6 +219,7 @@ start_exchange (RelaisSyncController *self,
   data->vault_dir = g_strdup (relais_vault_get_dir (self->vault));
   data->generation = self->generation;
   data->manual = manual;
+  data->want_directory = self->directory == NULL;
 
   self->busy = TRUE;
   update (self);
@@ -210,11 +239,14 @@ exchange_done (GObject      *object,
   ExchangeData *data = g_task_get_task_data (G_TASK (result));
   g_autoptr(GError) error = NULL;
   g_autoptr(GError) local = NULL;
-  g_autofree RelaisExchangeReport *report = NULL;
+  g_autoptr(ExchangeResult) exchanged = NULL;
+  RelaisExchangeReport *report = NULL;
   gboolean manual = data->manual;
   guint sealed = 0;
 
-  report = g_task_propagate_pointer (G_TASK (result), &error);
+  exchanged = g_task_propagate_pointer (G_TASK (result), &error);
+  if (exchanged != NULL)
+    report = &exchanged->report;
   self->busy = FALSE;
 
   if (g_error_matches (error, RELAIS_CLIENT_ERROR, RELAIS_CLIENT_ERROR_REVOKED))
@@ -264,6 +296,23 @@ exchange_done (GObject      *object,
 
   g_debug ("sync: pushed %u, refused %u, pulled %u, registered %u",
            report->pushed, report->refused, report->pulled, report->registered);
+
+  if (exchanged->users != NULL)
+    {
+      g_clear_pointer (&self->directory, g_hash_table_unref);
+      self->directory = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+      for (guint i = 0; i < exchanged->users->len; i++)
+        {
+          RelaisDirectoryUser *user = g_ptr_array_index (exchanged->users, i);
+
+          if (user->user_id == NULL || user->name == NULL)
+            continue;
+          g_hash_table_insert (self->directory, g_strdup (user->user_id),
+                               user->org != NULL && *user->org != '\0'
+                               ? g_strdup_printf (_("%s (%s)"), user->name, user->org)
+                               : g_strdup (user->name));
+        }
+    }
 
   /* What relais_sync_run() does after a complete exchange, which the
    * engine keeps to itself (mark_registered ()): every registration
@@ -434,6 +483,7 @@ relais_sync_controller_set_vault (RelaisSyncController *self,
   g_clear_handle_id (&self->periodic_source, g_source_remove);
   g_clear_handle_id (&self->seal_source, g_source_remove);
   g_clear_pointer (&self->spool, relais_spool_free);
+  g_clear_pointer (&self->directory, g_hash_table_unref);
   self->vault = vault;
   self->enrolled = FALSE;
   /* An exchange cancelled goes on in its thread until libcurl notices:
@@ -558,6 +608,14 @@ relais_sync_controller_get_last_success (RelaisSyncController *self)
   g_return_val_if_fail (RELAIS_IS_SYNC_CONTROLLER (self), 0);
 
   return self->last_success;
+}
+
+GHashTable *
+relais_sync_controller_get_directory (RelaisSyncController *self)
+{
+  g_return_val_if_fail (RELAIS_IS_SYNC_CONTROLLER (self), NULL);
+
+  return self->directory;
 }
 
 const char *

@@ -46,6 +46,9 @@ gboolean         relais_sync_controller_is_busy       (RelaisSyncController *sel
 RelaisSyncState  relais_sync_controller_get_state     (RelaisSyncController *self);
 guint            relais_sync_controller_get_pending   (RelaisSyncController *self);
 gint64           relais_sync_controller_get_last_success (RelaisSyncController *self);
+/* User id → the name and organisation the server's directory gives, or
+ * NULL before the first complete exchange since unlock. */
+GHashTable      *relais_sync_controller_get_directory (RelaisSyncController *self);
 /* The last failure's message, or NULL. */
 const char      *relais_sync_controller_get_error     (RelaisSyncController *self);
 

@@ -327,6 +327,7 @@ lock (RelaisWindow *self,
 
   close_dialogs (self);
   relais_conflicts_page_set_vault (self->conflicts_page, NULL);
+  relais_conflicts_page_set_directory (self->conflicts_page, NULL);
   /* Seals what was written, and cancels the exchange under way. */
   relais_sync_controller_set_vault (self->sync, NULL);
 
@@ -659,7 +660,11 @@ on_sync_applied (RelaisWindow *self,
   relais_vault_view_refresh (self->view);
   count_conflicts (self);
   if (g_strcmp0 (relais_window_get_state (self), "conflicts") == 0)
-    relais_conflicts_page_refresh (self->conflicts_page);
+    {
+      relais_conflicts_page_set_directory (self->conflicts_page,
+                                           relais_sync_controller_get_directory (self->sync));
+      relais_conflicts_page_refresh (self->conflicts_page);
+    }
   update_sync_indicator (self);
 }
 
@@ -690,6 +695,11 @@ on_sync_finished (RelaisWindow *self,
     adw_toast_dismiss (self->sync_toast);
   g_clear_weak_pointer (&self->sync_toast);
   toast = adw_toast_new (message);
+  if (failure == NULL && self->n_conflicts > 0)
+    {
+      adw_toast_set_button_label (toast, _("_Review"));
+      adw_toast_set_action_name (toast, "sync.conflicts");
+    }
   g_set_weak_pointer (&self->sync_toast, toast);
   adw_toast_overlay_add_toast (self->toast_overlay, toast);
 }
@@ -739,6 +749,8 @@ relais_window_show_conflicts (GtkWidget  *widget,
   if (self->vault == NULL || self->view == NULL)
     return;
 
+  relais_conflicts_page_set_directory (self->conflicts_page,
+                                       relais_sync_controller_get_directory (self->sync));
   relais_conflicts_page_set_vault (self->conflicts_page, self->vault);
   set_page (self, "conflicts");
 }
@@ -748,6 +760,7 @@ on_conflicts_back (RelaisWindow *self)
 {
   /* Nothing of a dossier stays in a page that is not shown. */
   relais_conflicts_page_set_vault (self->conflicts_page, NULL);
+  relais_conflicts_page_set_directory (self->conflicts_page, NULL);
   if (self->vault != NULL)
     set_page (self, "vault");
 }
