@@ -107,34 +107,33 @@ fsync_dir (const char  *dir,
 }
 
 typedef enum {
-  WRITE_LATER    = 0,        /* the caller syncs the file system after a batch */
   WRITE_SYNC     = 1 << 0,   /* fsync the file before the rename */
   WRITE_SYNC_DIR = 1 << 1,   /* and the directory after it */
 } WriteFlags;
 
-/* Writes @name in @dir whole: a temporary file, fsync, rename over the
- * name; with WRITE_SYNC_DIR, fsync of the directory too, so that the name
- * is there after a power cut.  A pull writes its page WRITE_LATER and
- * makes it durable with one syncfs() before saving the cursor: a page of
- * 500 fsyncs would cost more than the rest of the pull. */
-static gboolean
-write_file (const char    *dir,
-            const char    *name,
-            const void    *data,
-            gsize          len,
-            int            mode,
-            WriteFlags     flags,
-            GError       **error)
+/* Writes @data to a new hidden file "@prefix-XXXXXX" in @dir and returns
+ * its path, fsynced with @sync. */
+static char *
+write_hidden (const char  *dir,
+              const char  *prefix,
+              const void  *data,
+              gsize        len,
+              int          mode,
+              gboolean     sync,
+              GError     **error)
 {
-  g_autofree char *tmp = g_build_filename (dir, ".tmp-XXXXXX", NULL);
-  g_autofree char *path = g_build_filename (dir, name, NULL);
+  g_autofree char *tmpl = g_strconcat (prefix, "-XXXXXX", NULL);
+  g_autofree char *tmp = g_build_filename (dir, tmpl, NULL);
   const guint8 *p = data;
   gsize done = 0;
   int fd, errsv;
 
   fd = g_mkstemp_full (tmp, O_WRONLY | O_CLOEXEC, mode);
   if (fd < 0)
-    return set_errno_error (error, errno, "create a file in", dir);
+    {
+      set_errno_error (error, errno, "create a file in", dir);
+      return NULL;
+    }
   while (done < len)
     {
       ssize_t n = write (fd, p + done, len - done);
@@ -148,7 +147,7 @@ write_file (const char    *dir,
         }
       done += (gsize) n;
     }
-  if ((flags & WRITE_SYNC) != 0 && fsync (fd) != 0)
+  if (sync && fsync (fd) != 0)
     {
       errsv = errno;
       goto fail;
@@ -159,19 +158,42 @@ write_file (const char    *dir,
       fd = -1;
       goto fail;
     }
-  fd = -1;
-  if (rename (tmp, path) != 0)
-    {
-      errsv = errno;
-      goto fail;
-    }
-  return (flags & WRITE_SYNC_DIR) == 0 || fsync_dir (dir, error);
+  return g_steal_pointer (&tmp);
 
 fail:
   if (fd >= 0)
     close (fd);
   g_unlink (tmp);
-  return set_errno_error (error, errsv, "write", path);
+  set_errno_error (error, errsv, "write", dir);
+  return NULL;
+}
+
+/* Writes @name in @dir whole: a temporary file, fsync, rename over the
+ * name; with WRITE_SYNC_DIR, fsync of the directory too, so that the name
+ * is there after a power cut. */
+static gboolean
+write_file (const char    *dir,
+            const char    *name,
+            const void    *data,
+            gsize          len,
+            int            mode,
+            WriteFlags     flags,
+            GError       **error)
+{
+  g_autofree char *path = g_build_filename (dir, name, NULL);
+  g_autofree char *tmp = write_hidden (dir, ".tmp", data, len, mode,
+                                       (flags & WRITE_SYNC) != 0, error);
+
+  if (tmp == NULL)
+    return FALSE;
+  if (rename (tmp, path) != 0)
+    {
+      int errsv = errno;
+
+      g_unlink (tmp);
+      return set_errno_error (error, errsv, "write", path);
+    }
+  return (flags & WRITE_SYNC_DIR) == 0 || fsync_dir (dir, error);
 }
 
 /* Reads a whole file of at most @max bytes.  NULL with no error when it
@@ -1023,7 +1045,6 @@ relais_spool_get_keys (RelaisSpool  *spool,
 static gboolean
 write_keys (RelaisSpool              *spool,
             const RelaisDossierKeys  *keys,
-            WriteFlags                flags,
             GError                  **error)
 {
   g_autofree char *dir = g_build_filename (spool->dir, "keys", NULL);
@@ -1038,7 +1059,7 @@ write_keys (RelaisSpool              *spool,
     }
   name = g_strconcat (keys->dossier_id, ".json", NULL);
   text = relais_dossier_keys_to_json (keys);
-  return write_file (dir, name, text, strlen (text), 0600, flags, error);
+  return write_file (dir, name, text, strlen (text), 0600, WRITE_SYNC | WRITE_SYNC_DIR, error);
 }
 
 gboolean
@@ -1046,7 +1067,7 @@ relais_spool_set_keys (RelaisSpool              *spool,
                        const RelaisDossierKeys  *keys,
                        GError                  **error)
 {
-  return write_keys (spool, keys, WRITE_SYNC | WRITE_SYNC_DIR, error);
+  return write_keys (spool, keys, error);
 }
 
 gboolean
@@ -1358,21 +1379,35 @@ exchange_push (Exchange  *x,
 }
 
 /* The ids of envelopes already in in/ ("SEQ-ID.rlcs"), so that a page
- * pulled again adds nothing twice.  Files numbered past @committed belong
- * to a page whose cursor was never saved: written without fsync, they may
- * be empty after a power cut, so they go, and the page comes again. */
+ * pulled again after a cut adds nothing twice, and the highest SEQ.  Also
+ * removes what a cut pull left hidden (".pull-" files): only an exchange,
+ * under the lock, writes those. */
 static GHashTable *
 scan_in (RelaisSpool  *spool,
-         guint64       committed,
+         guint64      *out_max,
          GError      **error)
 {
-  g_autofree char *dir = g_build_filename (spool->dir, "in", NULL);
   g_autoptr(GPtrArray) names = list_dir (spool, "in", ".rlcs", error);
   g_autoptr(GHashTable) ids = NULL;
 
   if (names == NULL)
     return NULL;
+  for (gsize k = 0; k < 2; k++)
+    {
+      g_autofree char *dir = g_build_filename (spool->dir, k == 0 ? "in" : "keys", NULL);
+      g_autoptr(GDir) d = g_dir_open (dir, 0, NULL);
+      const char *name;
+
+      while (d != NULL && (name = g_dir_read_name (d)) != NULL)
+        if (g_str_has_prefix (name, ".pull-"))
+          {
+            g_autofree char *path = g_build_filename (dir, name, NULL);
+
+            g_unlink (path);
+          }
+    }
   ids = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  *out_max = 0;
   for (guint i = 0; i < names->len; i++)
     {
       const char *name = g_ptr_array_index (names, i);
@@ -1383,20 +1418,47 @@ scan_in (RelaisSpool  *spool,
       if (dash == NULL)
         continue;
       digits = g_strndup (name, dash - name);
-      if (g_ascii_string_to_unsigned (digits, 10, 0, G_MAXUINT64, &seq, NULL) && seq > committed)
-        {
-          g_autofree char *path = g_build_filename (dir, name, NULL);
-
-          if (g_unlink (path) != 0 && errno != ENOENT)
-            {
-              set_errno_error (error, errno, "remove", path);
-              return NULL;
-            }
-          continue;
-        }
+      if (g_ascii_string_to_unsigned (digits, 10, 0, G_MAXUINT64, &seq, NULL))
+        *out_max = MAX (*out_max, seq);
       g_hash_table_add (ids, g_strndup (dash + 1, strlen (dash + 1) - strlen (".rlcs")));
     }
   return g_steal_pointer (&ids);
+}
+
+/* A file of a page, written hidden, named once the page is durable. */
+typedef struct {
+  char *tmp;
+  char *path;
+} PendingFile;
+
+static void
+pending_file_free (PendingFile *f)
+{
+  if (f->tmp != NULL)
+    g_unlink (f->tmp);
+  g_free (f->tmp);
+  g_free (f->path);
+  g_free (f);
+}
+
+static gboolean
+add_pending (GPtrArray   *pending,
+             const char  *dir,
+             const char  *name,
+             const void  *data,
+             gsize        len,
+             GError     **error)
+{
+  PendingFile *f;
+  char *tmp = write_hidden (dir, ".pull", data, len, 0600, FALSE, error);
+
+  if (tmp == NULL)
+    return FALSE;
+  f = g_new0 (PendingFile, 1);
+  f->tmp = tmp;
+  f->path = g_build_filename (dir, name, NULL);
+  g_ptr_array_add (pending, f);
+  return TRUE;
 }
 
 /* Makes every file written so far durable, in one call rather than one
@@ -1425,21 +1487,23 @@ exchange_pull (Exchange  *x,
                GError   **error)
 {
   g_autofree char *in = g_build_filename (x->spool->dir, "in", NULL);
+  g_autofree char *keys_dir = g_build_filename (x->spool->dir, "keys", NULL);
   g_autoptr(GHashTable) ids = NULL;
   g_auto(State) state = { 0 };
   guint64 counter = 0;
 
   if (!load_state (x->spool, &state, error))
     return FALSE;
-  ids = scan_in (x->spool, state.in_counter, error);
+  ids = scan_in (x->spool, &counter, error);
   if (ids == NULL)
     return FALSE;
-  counter = state.in_counter;
+  counter = MAX (counter, state.in_counter);
 
   for (;;)
     {
       g_autoptr(RelaisPullPage) page = NULL;
-      gboolean wrote = FALSE;
+      g_autoptr(GPtrArray) pending = g_ptr_array_new_with_free_func ((GDestroyNotify) pending_file_free);
+      guint named = 0;
 
       page = relais_client_pull (x->client, state.cursor, PULL_LIMIT, x->cancellable, error);
       if (page == NULL)
@@ -1460,18 +1524,42 @@ exchange_pull (Exchange  *x,
             continue;
           counter++;
           name = g_strdup_printf ("%020" G_GUINT64_FORMAT "-%s.rlcs", counter, hex);
-          if (!write_file (in, name, data, len, 0600, WRITE_LATER, error))
+          if (!add_pending (pending, in, name, data, len, error))
             return FALSE;
           g_hash_table_add (ids, g_strdup (hex));
-          wrote = TRUE;
-          if (x->report != NULL)
-            x->report->pulled++;
         }
+      named = pending->len;
       for (guint i = 0; i < page->keys->len; i++)
-        if (!write_keys (x->spool, g_ptr_array_index (page->keys, i), WRITE_LATER, error))
-          return FALSE;
-      if ((wrote || page->keys->len > 0) && !sync_file_system (in, error))
-        return FALSE;
+        {
+          RelaisDossierKeys *keys = g_ptr_array_index (page->keys, i);
+          g_autofree char *name = g_strconcat (keys->dossier_id, ".json", NULL);
+          g_autofree char *text = relais_dossier_keys_to_json (keys);
+
+          if (!add_pending (pending, keys_dir, name, text, strlen (text), error))
+            return FALSE;
+        }
+      /* The page is written hidden, made durable by one syncfs() (rather
+       * than 500 fsyncs, which cost more than the rest of the pull), then
+       * named: a name in in/ or keys/ always holds a whole file, even
+       * after a power cut, and the engine never reads half a page. */
+      if (pending->len > 0)
+        {
+          if (!sync_file_system (in, error))
+            return FALSE;
+          for (guint i = 0; i < pending->len; i++)
+            {
+              PendingFile *f = g_ptr_array_index (pending, i);
+
+              if (rename (f->tmp, f->path) != 0)
+                return set_errno_error (error, errno, "write", f->path);
+              g_clear_pointer (&f->tmp, g_free);
+              if (i < named && x->report != NULL)
+                x->report->pulled++;
+            }
+          if ((named > 0 && !fsync_dir (in, error))
+              || (pending->len > named && !fsync_dir (keys_dir, error)))
+            return FALSE;
+        }
 
       /* Only now that the page is on disk may the cursor pass it. */
       if (page->more && g_strcmp0 (page->cursor, state.cursor) == 0)
@@ -1548,7 +1636,7 @@ exchange_missing_keys (Exchange  *x,
           g_propagate_error (error, g_steal_pointer (&local));
           return FALSE;
         }
-      if (!write_keys (x->spool, keys, WRITE_SYNC | WRITE_SYNC_DIR, error))
+      if (!write_keys (x->spool, keys, error))
         return FALSE;
     }
   return TRUE;
