@@ -369,6 +369,24 @@ relais_test_pg_create_database (RelaisTestPg  *pg,
   return g_strdup_printf ("postgresql://%s@127.0.0.1:%u/%s", pg->role, pg->port, name);
 }
 
+gboolean
+relais_test_pg_restart (RelaisTestPg  *pg,
+                        GError       **error)
+{
+  g_autofree char *options = NULL;
+  g_autofree char *log_path = NULL;
+
+  g_return_val_if_fail (pg != NULL && pg->running, FALSE);
+  options = g_strdup_printf ("-p %u", pg->port);
+  log_path = g_build_filename (pg->dir, "postgres.log", NULL);
+  {
+    const char *args[] = { "-D", pg->datadir, "-l", log_path, "-o", options,
+                           "-m", "fast", "-w", "-t", "60", "restart", NULL };
+
+    return run_tool (pg, "pg_ctl", args, error);
+  }
+}
+
 void
 relais_test_pg_stop (RelaisTestPg *pg)
 {

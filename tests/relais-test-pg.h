@@ -44,6 +44,10 @@ guint16       relais_test_pg_port                 (RelaisTestPg *pg);
 char         *relais_test_pg_create_database      (RelaisTestPg *pg,
                                                    const char   *name,
                                                    GError      **error);
+/* Restarts the cluster on the same port (a fast shutdown: every session
+ * is cut), as an operator or a failover would. */
+gboolean      relais_test_pg_restart              (RelaisTestPg *pg,
+                                                   GError      **error);
 /* Stops the cluster (immediate shutdown) and deletes its directory. */
 void          relais_test_pg_stop                 (RelaisTestPg *pg);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (RelaisTestPg, relais_test_pg_stop)

@@ -1514,6 +1514,49 @@ test_schema_fresh (Fixture       *f,
   g_assert_cmpint (query_int (f, "SELECT count(*) FROM changesets"), ==, 1);
 }
 
+/* The database restarts under an open store: every pooled connection is
+ * cut, and the next calls connect again instead of failing. */
+static void
+test_pg_restart (Fixture       *f,
+                 gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) pulled = NULL;
+  g_autoptr(RelaisStoreUser) user = NULL;
+  RelaisStoreCursor cursor = { 0, 0 };
+  gboolean is_member;
+  guint32 epoch;
+
+  if (f->store == NULL)
+    return;
+
+  add_user (f->store, "ua", "A", "org-a", 1);
+  create_dossier (f->store, "D1", "ua", NULL);
+  push_new (f->store, "D1", 1, "ua", "da", 100);
+
+  g_assert_true (relais_test_pg_restart (shared_pg, &error));
+  g_assert_no_error (error);
+  /* A call of one statement, then calls in a transaction. */
+  g_assert_true (relais_store_dossier_epoch (f->store, "D1", &epoch, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (epoch, ==, 1);
+
+  g_assert_true (relais_test_pg_restart (shared_pg, &error));
+  g_assert_no_error (error);
+  push_new (f->store, "D1", 1, "ua", "da", 100);
+  g_assert_true (relais_store_is_member (f->store, "D1", "ua", &is_member, &error));
+  g_assert_no_error (error);
+  g_assert_true (is_member);
+
+  g_assert_true (relais_test_pg_restart (shared_pg, &error));
+  g_assert_no_error (error);
+  user = relais_store_user_get (f->store, "ua", &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (user);
+  pulled = pull_all (f->store, "ua", NULL, &cursor, 10, 1 << 20);
+  g_assert_cmpuint (pulled->len, ==, 2);
+}
+
 /* A database from a newer server is refused, and left as it is. */
 static void
 test_schema_newer (Fixture       *f,
@@ -1736,6 +1779,8 @@ main (int argc, char **argv)
   add_case ("reopen", test_reopen);
   add_case ("schema-fresh", test_schema_fresh);
   add_case ("schema-newer", test_schema_newer);
+  g_test_add ("/store/pg/restart", Fixture, GINT_TO_POINTER (BACKEND_PG),
+              fixture_setup, test_pg_restart, fixture_teardown);
   g_test_add_func ("/store/hostile-uri", test_hostile_uri);
   if (g_test_perf ())
     {

@@ -273,6 +273,27 @@ notice_processor (void       *data,
   g_debug ("PostgreSQL: %s", message);
 }
 
+/* What every new session gets, also after a reconnection. */
+static gboolean
+conn_setup (RelaisStorePg  *self,
+            Conn           *conn,
+            GError        **error)
+{
+  PGresult *res;
+  gboolean ok;
+
+  PQsetNoticeProcessor (conn->pg, notice_processor, NULL);
+  /* JIT compiling the pull (its cost estimate passes jit_above_cost with
+   * 10,000 dossiers) took 35 ms of a 45 ms page: these are short
+   * queries. */
+  res = PQexec (conn->pg, "SET jit = off");
+  ok = PQresultStatus (res) == PGRES_COMMAND_OK;
+  if (!ok)
+    set_result_error (self, conn, res, error);
+  PQclear (res);
+  return ok;
+}
+
 static Conn *
 conn_open (RelaisStorePg  *self,
            GError        **error)
@@ -296,22 +317,11 @@ conn_open (RelaisStorePg  *self,
       conn_free (conn);
       return NULL;
     }
-  PQsetNoticeProcessor (conn->pg, notice_processor, NULL);
-  /* JIT compiling the pull (its cost estimate passes jit_above_cost with
-   * 10,000 dossiers) took 35 ms of a 45 ms page: these are short
-   * queries. */
-  {
-    PGresult *res = PQexec (conn->pg, "SET jit = off");
-
-    if (PQresultStatus (res) != PGRES_COMMAND_OK)
-      {
-        set_result_error (self, conn, res, error);
-        PQclear (res);
-        conn_free (conn);
-        return NULL;
-      }
-    PQclear (res);
-  }
+  if (!conn_setup (self, conn, error))
+    {
+      conn_free (conn);
+      return NULL;
+    }
   return conn;
 }
 
@@ -333,6 +343,11 @@ conn_acquire (RelaisStorePg  *self,
       if (PQstatus (conn->pg) != CONNECTION_OK)
         {
           set_conn_error (self, conn, "Cannot connect to the PostgreSQL store", error);
+          conn_free (conn);
+          return NULL;
+        }
+      if (!conn_setup (self, conn, error))
+        {
           conn_free (conn);
           return NULL;
         }
@@ -402,19 +417,55 @@ changed (const PGresult *res)
   return g_ascii_strtoll (PQcmdTuples ((PGresult *) res), NULL, 10);
 }
 
+/* Runs the first statement of a call.  A pooled connection whose server
+ * went away (a restart, a failover) only shows it when used: it is then
+ * made again and the statement run once more, which is safe as the
+ * statement never reached the server or changed nothing (BEGIN, or a
+ * call's single statement, each idempotent). */
+static PGresult *
+run_first (RelaisStorePg  *self,
+           Conn           *conn,
+           const char     *sql,
+           const Params   *params,
+           GError        **error)
+{
+  g_autoptr(GError) local_error = NULL;
+  PGresult *res = run (self, conn, sql, params, &local_error);
+
+  if (res != NULL || PQstatus (conn->pg) == CONNECTION_OK)
+    {
+      if (res == NULL)
+        g_propagate_error (error, g_steal_pointer (&local_error));
+      return res;
+    }
+  g_debug ("The PostgreSQL connection broke; connecting again");
+  PQreset (conn->pg);
+  if (PQstatus (conn->pg) != CONNECTION_OK)
+    {
+      set_conn_error (self, conn, "Cannot connect to the PostgreSQL store", error);
+      return NULL;
+    }
+  if (!conn_setup (self, conn, error))
+    return NULL;
+  return run (self, conn, sql, params, error);
+}
+
 static Conn *
 txn_begin (RelaisStorePg  *self,
            GError        **error)
 {
   Conn *conn = conn_acquire (self, error);
+  PGresult *res;
 
   if (conn == NULL)
     return NULL;
-  if (!run_ok (self, conn, "BEGIN", NULL, error))
+  res = run_first (self, conn, "BEGIN", NULL, error);
+  if (res == NULL)
     {
       conn_release (self, conn);
       return NULL;
     }
+  PQclear (res);
   return conn;
 }
 
@@ -444,7 +495,7 @@ run_one (RelaisStorePg  *self,
 
   if (conn == NULL)
     return NULL;
-  res = run (self, conn, sql, params, error);
+  res = run_first (self, conn, sql, params, error);
   conn_release (self, conn);
   return res;
 }
@@ -505,6 +556,8 @@ dossier_epoch_in (RelaisStorePg  *self,
 #define EPOCH_SQL            "SELECT epoch FROM dossiers WHERE dossier_id = $1"
 #define EPOCH_SQL_SHARE      EPOCH_SQL " FOR SHARE"
 #define EPOCH_SQL_UPDATE     EPOCH_SQL " FOR UPDATE"
+#define IS_MEMBER_SQL \
+  "SELECT 1 FROM members WHERE dossier_id = $1 AND user_id = $2 AND until_epoch = 0"
 
 static gboolean
 is_member_in (RelaisStorePg  *self,
@@ -519,9 +572,7 @@ is_member_in (RelaisStorePg  *self,
 
   p_text (&p, dossier_id);
   p_text (&p, user_id);
-  res = run (self, conn,
-             "SELECT 1 FROM members WHERE dossier_id = $1 AND user_id = $2 AND until_epoch = 0",
-             &p, error);
+  res = run (self, conn, IS_MEMBER_SQL, &p, error);
   if (res == NULL)
     return FALSE;
   *out_member = PQntuples (res) > 0;
@@ -867,15 +918,15 @@ pg_get_secret (RelaisStore  *store,
 /* ---- Users ----------------------------------------------------------- */
 
 static gboolean
-pg_user_add (RelaisStore  *store,
-             const char   *user_id,
-             const char   *name,
-             const char   *org,
-             gboolean      admin,
-             gint64        now,
-             GError      **error)
+user_add_in (RelaisStorePg  *self,
+             Conn           *conn,
+             const char     *user_id,
+             const char     *name,
+             const char     *org,
+             gboolean        admin,
+             gint64          now,
+             GError        **error)
 {
-  RelaisStorePg *self = (RelaisStorePg *) store;
   g_autoptr(PGresult) res = NULL;
   Params p = { 0 };
 
@@ -884,10 +935,10 @@ pg_user_add (RelaisStore  *store,
   p_text (&p, org);
   p_text (&p, admin ? "true" : "false");
   p_int (&p, now);
-  res = run_one (self,
-                 "INSERT INTO users (user_id, name, org, admin, created)"
-                 " VALUES ($1, $2, $3, $4::boolean, $5::bigint) ON CONFLICT (user_id) DO NOTHING",
-                 &p, error);
+  res = run (self, conn,
+             "INSERT INTO users (user_id, name, org, admin, created)"
+             " VALUES ($1, $2, $3, $4::boolean, $5::bigint) ON CONFLICT (user_id) DO NOTHING",
+             &p, error);
   if (res == NULL)
     return FALSE;
   if (changed (res) == 0)
@@ -897,6 +948,25 @@ pg_user_add (RelaisStore  *store,
       return FALSE;
     }
   return TRUE;
+}
+
+/* In a transaction of its own, although one statement: run_first() may
+ * run a call's single statement twice, and this one is not idempotent. */
+static gboolean
+pg_user_add (RelaisStore  *store,
+             const char   *user_id,
+             const char   *name,
+             const char   *org,
+             gboolean      admin,
+             gint64        now,
+             GError      **error)
+{
+  RelaisStorePg *self = (RelaisStorePg *) store;
+  Conn *conn = txn_begin (self, error);
+
+  if (conn == NULL)
+    return FALSE;
+  return txn_end (self, conn, user_add_in (self, conn, user_id, name, org, admin, now, error), error);
 }
 
 #define USER_COLUMNS "user_id, name, org, admin, box_pk, sign_pk, created"
@@ -1496,14 +1566,21 @@ pg_dossier_epoch (RelaisStore  *store,
                   GError      **error)
 {
   RelaisStorePg *self = (RelaisStorePg *) store;
-  Conn *conn = conn_acquire (self, error);
-  gboolean ok;
+  g_autoptr(PGresult) res = NULL;
+  Params p = { 0 };
 
-  if (conn == NULL)
+  p_text (&p, dossier_id);
+  res = run_one (self, EPOCH_SQL, &p, error);
+  if (res == NULL)
     return FALSE;
-  ok = dossier_epoch_in (self, conn, dossier_id, EPOCH_SQL, out_epoch, error);
-  conn_release (self, conn);
-  return ok;
+  if (PQntuples (res) == 0)
+    {
+      g_set_error_literal (error, RELAIS_STORE_ERROR, RELAIS_STORE_ERROR_NOT_FOUND,
+                           "No such dossier");
+      return FALSE;
+    }
+  *out_epoch = (guint32) r_int (res, 0, 0);
+  return TRUE;
 }
 
 static gboolean
@@ -1514,14 +1591,16 @@ pg_is_member (RelaisStore  *store,
               GError      **error)
 {
   RelaisStorePg *self = (RelaisStorePg *) store;
-  Conn *conn = conn_acquire (self, error);
-  gboolean ok;
+  g_autoptr(PGresult) res = NULL;
+  Params p = { 0 };
 
-  if (conn == NULL)
+  p_text (&p, dossier_id);
+  p_text (&p, user_id);
+  res = run_one (self, IS_MEMBER_SQL, &p, error);
+  if (res == NULL)
     return FALSE;
-  ok = is_member_in (self, conn, dossier_id, user_id, out_member, error);
-  conn_release (self, conn);
-  return ok;
+  *out_member = PQntuples (res) > 0;
+  return TRUE;
 }
 
 static gboolean
