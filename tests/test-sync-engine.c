@@ -1151,6 +1151,54 @@ test_cli_conflicts (Fixture       *fx,
   }
 }
 
+/* The recovery key file: what recovery-key new writes is read back;
+ * broken and hostile files get one clear error before any request. */
+static void
+test_recovery_key_file (Fixture       *fx,
+                        gconstpointer  data)
+{
+  g_autofree char *good = g_build_filename (fx->a.parent, "good.key", NULL);
+  g_autofree char *bad = g_build_filename (fx->a.parent, "bad.key", NULL);
+  g_autofree char *public_key = NULL;
+  g_autofree char *huge = g_strnfill (100000, 'A');
+  g_autoptr(GError) error = NULL;
+  const char *broken[] = {
+    "",
+    "RELAIS-RECOVERY-KEY 1\n",
+    "RELAIS-RECOVERY-KEY 2\nvBfiDO-RFYehEu5dgWTEgie_2PDqpsqBr-6ZaQi1snw\n",
+    "RELAIS-RECOVERY-KEY 1\nvBfiDO-RFYehEu5dgWTEgie_2PDqpsqBr-6ZaQi1sn\n",
+    "RELAIS-RECOVERY-KEY 1\nvBfiDO-RFYehEu5dgWTEgie_2PDqpsqBr-6ZaQi1snwAAAA\n",
+    "RELAIS-RECOVERY-KEY 1\nvBfiDO+RFYehEu5dgWTEgie/2PDqpsqBr-6ZaQi1snw=\n",
+    "RELAIS-RECOVERY-KEY 1\n\xff\xfe\x00\n",
+    huge,
+  };
+  guint granted = 99;
+
+  public_key = relais_sync_recovery_key_new (good, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (strlen (public_key), ==, 43);
+  /* Never overwritten. */
+  g_assert_null (relais_sync_recovery_key_new (good, &error));
+  g_assert_true (g_error_matches (error, G_FILE_ERROR, G_FILE_ERROR_EXIST));
+  g_clear_error (&error);
+
+  /* A good file gets as far as the server (none here). */
+  g_assert_false (relais_sync_recover (fx->a.spool, good, "old", "new", &granted, NULL, &error));
+  g_assert_true (error->domain == RELAIS_CLIENT_ERROR);
+  g_assert_cmpuint (granted, ==, 0);
+  g_clear_error (&error);
+
+  for (guint i = 0; i < G_N_ELEMENTS (broken); i++)
+    {
+      g_assert_true (g_file_set_contents (bad, broken[i], -1, &error));
+      g_assert_false (relais_sync_recover (fx->a.spool, bad, "old", "new", NULL, NULL, &error));
+      g_assert_true (g_error_matches (error, RELAIS_SYNC_ERROR, RELAIS_SYNC_ERROR_MALFORMED));
+      g_clear_error (&error);
+    }
+  g_assert_false (relais_sync_recover (fx->a.spool, "/nonexistent/key", "old", "new", NULL, NULL, &error));
+  g_assert_true (error->domain == G_FILE_ERROR);
+}
+
 /* A revoked device's wipe leaves no vault file and no spool. */
 static void
 test_wipe (Fixture       *fx,
@@ -1245,6 +1293,7 @@ main (int argc, char **argv)
   ADD ("bundle-cli", test_bundle_cli);
   ADD ("cli-offline", test_cli_offline);
   ADD ("cli-conflicts", test_cli_conflicts);
+  ADD ("recovery-key-file", test_recovery_key_file);
   ADD ("wipe", test_wipe);
 #undef ADD
   g_test_add_func ("/sync-engine/units", test_units);
