@@ -1464,6 +1464,46 @@ test_ui_sync (void)
     g_signal_emit_by_name (child (page, RELAIS_TYPE_CONFLICTS_PAGE, "back_button"), "clicked");
   }
 
+  /* Locked, the background service (relaisctl sync --background: the
+   * spool's exchange, without the vault) pulls a change; unlocking
+   * applies it at once. */
+  g_assert_true (wait_until (indicator_not_syncing, indicator));
+  relais_window_lock (window);
+  laptop = relais_vault_open (dir2, PASSPHRASE, NULL, &error);
+  g_assert_no_error (error);
+  {
+    g_autoptr(RelaisPerson) changes = relais_person_new ();
+
+    changes->city = g_strdup ("Marvejols");
+    g_assert_true (relais_person_edit (laptop, id, changes, &error));
+    g_assert_no_error (error);
+    g_assert_true (relais_sync_run (laptop, &report, NULL, &error));
+    g_assert_no_error (error);
+  }
+  relais_vault_close (laptop);
+  {
+    g_autoptr(RelaisSpool) spool = relais_spool_open (dir, &error);
+    g_autoptr(GPtrArray) in = NULL;
+    RelaisExchangeReport exchanged = { 0 };
+
+    g_assert_no_error (error);
+    g_assert_true (relais_spool_exchange (spool, &exchanged, NULL, &error));
+    g_assert_no_error (error);
+    g_assert_cmpuint (exchanged.pulled, >=, 1);
+    unlock_window (window);
+    in = relais_spool_list_in (spool, &error);
+    g_assert_no_error (error);
+    g_assert_cmpuint (in->len, ==, 0);
+  }
+  {
+    g_autoptr(RelaisPerson) now = relais_person_get (relais_window_get_vault (window), id, &error);
+
+    g_assert_no_error (error);
+    g_assert_cmpstr (now->city, ==, "Marvejols");
+  }
+  view = RELAIS_VAULT_VIEW (relais_window_get_view (window));
+  indicator = relais_vault_view_get_sync_indicator (view);
+
   /* The server goes away: the indicator says the sync did not happen,
    * never that it did. */
   {
