@@ -982,7 +982,34 @@ relais_server_response_set_error (RelaisServerResponse *response,
 struct _RelaisServerApi {
   RelaisStore *store;
   guint8      *secret;   /* 32 bytes, sodium_malloc */
+  gboolean     serialize_writes;
+  GMutex       write_lock;
 };
+
+void
+relais_server_api_set_serialize_writes (RelaisServerApi *api,
+                                        gboolean         serialize)
+{
+  api->serialize_writes = serialize;
+}
+
+/* Around every store call that writes.  SQLite has one writer at a time
+ * and makes the others wait by sleeping (1, 2, 5, … 100 ms), so under
+ * load the unlucky ones sleep far longer than the lock is held: queued on
+ * a mutex here, they take it the moment it is free. */
+static void
+write_begin (RelaisServerApi *api)
+{
+  if (api->serialize_writes)
+    g_mutex_lock (&api->write_lock);
+}
+
+static void
+write_end (RelaisServerApi *api)
+{
+  if (api->serialize_writes)
+    g_mutex_unlock (&api->write_lock);
+}
 
 RelaisServerApi *
 relais_server_api_new (RelaisStore  *store,
@@ -991,6 +1018,7 @@ relais_server_api_new (RelaisStore  *store,
   g_autoptr(RelaisServerApi) api = g_new0 (RelaisServerApi, 1);
 
   api->store = store;
+  g_mutex_init (&api->write_lock);
   api->secret = sodium_malloc (32);
   if (api->secret == NULL)
     {
@@ -1010,8 +1038,14 @@ relais_server_api_free (RelaisServerApi *api)
     return;
   if (api->secret != NULL)
     sodium_free (api->secret);
+  g_mutex_clear (&api->write_lock);
   g_free (api);
 }
+
+/* A store call that writes, under the write lock (GNU C: the project
+ * builds as gnu11). */
+#define WRITE(expr) \
+  ({ write_begin (call->api); __auto_type write_result_ = (expr); write_end (call->api); write_result_; })
 
 /* One request being answered. */
 typedef struct {
@@ -1094,9 +1128,9 @@ authenticate (Call *call, GError **error)
                  "The request's time is more than five minutes from the server's clock.");
 
   /* The nonce must outlive the window in which its time is accepted. */
-  if (!relais_store_nonce_use (store, device->device_id, nonce, RELAIS_SERVER_NONCE_SIZE,
+  if (!WRITE (relais_store_nonce_use (store, device->device_id, nonce, RELAIS_SERVER_NONCE_SIZE,
                                MAX (call->now, time) + RELAIS_SERVER_NONCE_LIFETIME,
-                               call->now, &local))
+                               call->now, &local)))
     {
       propagate_store_error (error, local);
       return FALSE;
@@ -1104,7 +1138,7 @@ authenticate (Call *call, GError **error)
   /* Best effort, and at most once a minute: last_seen is for the
    * administrator's device list, not worth a write per request. */
   if (call->now - device->last_seen >= 60
-      && !relais_store_device_seen (store, device->device_id, call->now, &local))
+      && !WRITE (relais_store_device_seen (store, device->device_id, call->now, &local)))
     {
       g_warning ("store: %s", local->message);
       g_clear_error (&local);
@@ -1297,7 +1331,7 @@ handle_enrol (Call *call, RelaisServerResponse *response, GError **error)
   if (enrol == NULL)
     return FALSE;
   relais_server_code_hash (enrol->code, hash);
-  user_id = relais_store_code_use (store, hash, call->now, &local);
+  user_id = WRITE (relais_store_code_use (store, hash, call->now, &local));
   if (user_id == NULL)
     {
       if (g_error_matches (local, RELAIS_STORE_ERROR, RELAIS_STORE_ERROR_NOT_FOUND))
@@ -1312,8 +1346,8 @@ handle_enrol (Call *call, RelaisServerResponse *response, GError **error)
   if (user == NULL)
     return FALSE;
   device_id = relais_oplog_new_id ();
-  if (!relais_store_device_add (store, device_id, user_id, enrol->device_name,
-                                enrol->device_key, call->now, &local))
+  if (!WRITE (relais_store_device_add (store, device_id, user_id, enrol->device_name,
+                                enrol->device_key, call->now, &local)))
     {
       propagate_store_error (error, local);
       return FALSE;
@@ -1360,8 +1394,8 @@ handle_put_keys (Call *call, RelaisServerResponse *response, GError **error)
   keys = relais_server_parse_keys ((const char *) request->body, request->body_len, error);
   if (keys == NULL)
     return FALSE;
-  if (!relais_store_user_set_keys (call->api->store, call->user->user_id, keys->box_pk,
-                                   keys->sign_pk, keys->wrapped_user_keys, &local))
+  if (!WRITE (relais_store_user_set_keys (call->api->store, call->user->user_id, keys->box_pk,
+                                   keys->sign_pk, keys->wrapped_user_keys, &local)))
     {
       propagate_store_error (error, local);
       return FALSE;
@@ -1482,8 +1516,8 @@ handle_dossier_create (Call *call, RelaisServerResponse *response, GError **erro
   if (!check_members_exist (call, dossier->keys, error))
     return FALSE;
   set_recovery_org (call, dossier->keys);
-  if (!relais_store_dossier_create (call->api->store, dossier->dossier_id, dossier->keys,
-                                    call->now, &local))
+  if (!WRITE (relais_store_dossier_create (call->api->store, dossier->dossier_id, dossier->keys,
+                                    call->now, &local)))
     {
       gboolean member = FALSE;
 
@@ -1556,7 +1590,7 @@ do_share (Call *call, RelaisShareRequest *share, RelaisServerResponse *response,
   if (highest != epoch)
     return fail (error, RELAIS_SERVER_ERROR_EPOCH_RETIRED,
                  "The keys given do not end at the dossier's current epoch.");
-  if (!relais_store_dossier_share (call->api->store, call->id, share->user_id, share->keys, &local))
+  if (!WRITE (relais_store_dossier_share (call->api->store, call->id, share->user_id, share->keys, &local)))
     {
       propagate_store_error (error, local);
       return FALSE;
@@ -1619,8 +1653,8 @@ handle_unshare (Call *call, RelaisServerResponse *response, GError **error)
     return fail (error, RELAIS_SERVER_ERROR_MALFORMED,
                  "The new keys must go to exactly the members who remain.");
   set_recovery_org (call, unshare->keys);
-  if (!relais_store_dossier_unshare (call->api->store, call->id, unshare->user_id,
-                                     unshare->epoch, unshare->keys, &local))
+  if (!WRITE (relais_store_dossier_unshare (call->api->store, call->id, unshare->user_id,
+                                     unshare->epoch, unshare->keys, &local)))
     {
       propagate_store_error (error, local);
       return FALSE;
@@ -1723,8 +1757,8 @@ handle_push (Call *call, RelaisServerResponse *response, GError **error)
         .device_id = call->device->device_id,
         .envelope = envelope,
       };
-      if (!relais_store_changeset_put (call->api->store, &changeset, call->now,
-                                       &seq, &duplicate, &local))
+      if (!WRITE (relais_store_changeset_put (call->api->store, &changeset, call->now,
+                                       &seq, &duplicate, &local)))
         {
           const char *code = refusal_code (local);
 
@@ -1985,7 +2019,7 @@ handle_admin_recovery_key (Call *call, RelaisServerResponse *response, GError **
   key = relais_server_parse_recovery_key ((const char *) request->body, request->body_len, error);
   if (key == NULL || !require_admin (call, key->org, error))
     return FALSE;
-  if (!relais_store_recovery_key_set (call->api->store, key->org, key->box_pk, &local))
+  if (!WRITE (relais_store_recovery_key_set (call->api->store, key->org, key->box_pk, &local)))
     {
       propagate_store_error (error, local);
       return FALSE;
@@ -2017,7 +2051,7 @@ handle_admin_revoke (Call *call, RelaisServerResponse *response, GError **error)
   owner = get_user (call, device->user_id, error);
   if (owner == NULL || !require_admin (call, owner->org, error))
     return FALSE;
-  if (!relais_store_device_revoke (call->api->store, device->device_id, &local))
+  if (!WRITE (relais_store_device_revoke (call->api->store, device->device_id, &local)))
     {
       propagate_store_error (error, local);
       return FALSE;

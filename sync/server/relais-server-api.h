@@ -208,6 +208,10 @@ typedef struct _RelaisServerApi RelaisServerApi;
 RelaisServerApi *relais_server_api_new    (RelaisStore      *store,
                                            GError          **error);
 void             relais_server_api_free   (RelaisServerApi  *api);
+/* Makes the store calls that write wait for each other in this process:
+ * for SQLite, whose own wait for its one writer sleeps too long. */
+void             relais_server_api_set_serialize_writes (RelaisServerApi *api,
+                                                         gboolean         serialize);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (RelaisServerApi, relais_server_api_free)
 
 /* Answers one whole request.  Safe to call from several threads at once. */

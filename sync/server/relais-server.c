@@ -157,6 +157,8 @@ cmd_serve (int argc, char **argv)
   api = relais_server_api_new (store, &error);
   if (api == NULL)
     return fail_error (error);
+  relais_server_api_set_serialize_writes (api, g_str_has_prefix (store_uri, "sqlite:")
+                                               && g_getenv ("RELAIS_SERVER_NO_WRITE_LOCK") == NULL);
   http = relais_server_http_start (api, &(RelaisServerHttpConfig) {
                                      .host = host,
                                      .port = port,
