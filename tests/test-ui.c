@@ -1490,7 +1490,20 @@ test_ui_sync (void)
     g_assert_true (relais_spool_exchange (spool, &exchanged, NULL, &error));
     g_assert_no_error (error);
     g_assert_cmpuint (exchanged.pulled, >=, 1);
+    /* And something that is no change set at all, as a damaged disk or a
+     * hostile process could leave: refused, said, and gone. */
+    {
+      g_autofree char *hostile = g_build_filename (relais_spool_get_dir (spool), "in",
+                                                   "99999999999999999999-ffffffffffffffffffffffffffffffff.rlcs",
+                                                   NULL);
+
+      g_assert_true (g_file_set_contents (hostile, "RLCS\x01 not a change set", -1, &error));
+      g_assert_no_error (error);
+    }
     unlock_window (window);
+    g_assert_nonnull (relais_window_get_sync_notice (window));
+    g_assert_true (g_str_has_prefix (relais_window_get_sync_notice (window),
+                                     "A change received for a dossier was refused: "));
     in = relais_spool_list_in (spool, &error);
     g_assert_no_error (error);
     g_assert_cmpuint (in->len, ==, 0);

@@ -51,6 +51,7 @@ enum {
   APPLIED,
   FINISHED,
   REVOKED,
+  REFUSED,
   N_SIGNALS
 };
 
@@ -109,17 +110,48 @@ seal (RelaisSyncController  *self,
   return TRUE;
 }
 
+typedef struct {
+  guint  count;
+  char  *dossier;   /* of the first one */
+  char  *reason;
+} Refusals;
+
+static void
+on_refused (const char   *dossier,
+            const GError *reason,
+            gpointer      user_data)
+{
+  Refusals *refusals = user_data;
+
+  /* No content: which dossier and which check, never a value. */
+  g_message ("sync: refused a change set of dossier %s: %s", dossier, reason->message);
+  if (refusals->count++ == 0)
+    {
+      refusals->dossier = g_strdup (dossier);
+      refusals->reason = g_strdup (relais_sync_describe_refusal (reason));
+    }
+}
+
 /* Applies what waits in spool/in: pulled by this window's last exchange,
- * or by the background service while the vault was locked. */
+ * or by the background service while the vault was locked.  Change sets
+ * that fail their checks are refused (and deleted) by the engine; the
+ * person hears of them. */
 static gboolean
 apply (RelaisSyncController  *self,
        GError               **error)
 {
   RelaisSyncReport report = { 0 };
+  Refusals refusals = { 0 };
+  gboolean ok;
 
   if (self->vault == NULL || !self->enrolled || self->spool == NULL)
     return TRUE;
-  if (!relais_sync_apply (self->vault, self->spool, &report, error))
+  ok = relais_sync_apply_full (self->vault, self->spool, &report, on_refused, &refusals, error);
+  if (refusals.count > 0)
+    g_signal_emit (self, signals[REFUSED], 0, refusals.count, refusals.dossier, refusals.reason);
+  g_free (refusals.dossier);
+  g_free (refusals.reason);
+  if (!ok)
     return FALSE;
   if (report.applied > 0 || report.rejected > 0)
     g_debug ("sync: applied %u operations, refused %u change sets, %u waiting for a key",
@@ -434,6 +466,9 @@ relais_sync_controller_class_init (RelaisSyncControllerClass *klass)
   signals[REVOKED] =
     g_signal_new ("revoked", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
                   0, NULL, NULL, NULL, G_TYPE_NONE, 0);
+  signals[REFUSED] =
+    g_signal_new ("refused", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 3, G_TYPE_UINT, G_TYPE_STRING, G_TYPE_STRING);
 }
 
 static void

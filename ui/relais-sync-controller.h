@@ -25,7 +25,12 @@ G_DECLARE_FINAL_TYPE (RelaisSyncController, relais_sync_controller, RELAIS, SYNC
  *   finished (gboolean manual, const char *failure)
  *                              a sync ended; @failure NULL when it completed
  *   revoked ()                 the server refused this device for good: the
- *                              spool is wiped, the vault must be */
+ *                              spool is wiped, the vault must be
+ *   refused (guint n, const char *dossier, const char *reason)
+ *                              @n received change sets failed their checks
+ *                              (signature, seal…) and were dropped; the
+ *                              first one's dossier ("?" when unreadable) and
+ *                              reason, in words */
 RelaisSyncController *relais_sync_controller_new        (void);
 
 /* Follows @vault, open in @vault_dir, until it is set to NULL (locking):

@@ -9,6 +9,7 @@
 #include "relais-accessible.h"
 #include "relais-conflicts-page.h"
 #include "relais-oplog.h"
+#include "relais-person-object.h"
 #include "relais-person-dialog.h"
 #include "relais-preferences-window.h"
 #include "relais-strength.h"
@@ -33,6 +34,7 @@ struct _RelaisWindow
   RelaisVaultView      *view;
   RelaisSyncController *sync;
   AdwToast             *sync_toast;  /* weak: the last sync's, replaced by the next */
+  char                 *sync_notice; /* what it said */
   guint                 n_conflicts;
   gint64                last_activity;
   /* When Unlock was pressed, until the first rows are on screen
@@ -668,6 +670,21 @@ on_sync_applied (RelaisWindow *self,
   update_sync_indicator (self);
 }
 
+/* Only the last word on sync is shown: an older one would contradict it. */
+static void
+show_sync_toast (RelaisWindow *self,
+                 AdwToast     *toast)
+{
+  if (self->sync_toast != NULL)
+    adw_toast_dismiss (self->sync_toast);
+  g_clear_weak_pointer (&self->sync_toast);
+  g_set_weak_pointer (&self->sync_toast, toast);
+  g_free (self->sync_notice);
+  self->sync_notice = g_strdup (adw_toast_get_title (toast));
+  adw_toast_set_timeout (toast, 8);
+  adw_toast_overlay_add_toast (self->toast_overlay, toast);
+}
+
 static void
 on_sync_finished (RelaisWindow *self,
                   gboolean      manual,
@@ -690,18 +707,45 @@ on_sync_finished (RelaisWindow *self,
                                self->n_conflicts);
   else
     message = g_strdup (_("Synced"));
-  /* Only the outcome of the last sync: an older one would contradict it. */
-  if (self->sync_toast != NULL)
-    adw_toast_dismiss (self->sync_toast);
-  g_clear_weak_pointer (&self->sync_toast);
   toast = adw_toast_new (message);
   if (failure == NULL && self->n_conflicts > 0)
     {
       adw_toast_set_button_label (toast, _("_Review"));
       adw_toast_set_action_name (toast, "sync.conflicts");
     }
-  g_set_weak_pointer (&self->sync_toast, toast);
-  adw_toast_overlay_add_toast (self->toast_overlay, toast);
+  show_sync_toast (self, toast);
+}
+
+static void
+on_sync_refused (RelaisWindow *self,
+                 guint         n,
+                 const char   *dossier,
+                 const char   *reason)
+{
+  g_autoptr(RelaisPerson) person = NULL;
+  g_autofree char *name = NULL;
+  g_autofree char *message = NULL;
+
+  if (self->vault == NULL)
+    return;
+
+  if (g_strcmp0 (dossier, "?") != 0)
+    person = relais_person_get (self->vault, dossier, NULL);
+  if (person != NULL)
+    name = relais_person_format_name (person);
+
+  if (n == 1 && name != NULL)
+    /* Translators: a person's name, then why: "the signature does not match its author". */
+    message = g_strdup_printf (_("A change to the dossier of %s was refused: %s."), name, reason);
+  else if (n == 1)
+    message = g_strdup_printf (_("A change received for a dossier was refused: %s."), reason);
+  else
+    message = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
+                                            "%u change received was refused: %s.",
+                                            "%u changes received were refused; the first: %s.",
+                                            n),
+                               n, reason);
+  show_sync_toast (self, adw_toast_new (message));
 }
 
 /* The server refused this device for good (an administrator revoked it:
@@ -1112,6 +1156,7 @@ relais_window_finalize (GObject *object)
   RelaisWindow *self = (RelaisWindow *)object;
 
   g_clear_pointer (&self->vault_dir, g_free);
+  g_clear_pointer (&self->sync_notice, g_free);
 
   G_OBJECT_CLASS (relais_window_parent_class)->finalize (object);
 }
@@ -1219,6 +1264,7 @@ relais_window_init (RelaisWindow *self)
   g_signal_connect_object (self->sync, "applied", G_CALLBACK (on_sync_applied), self, G_CONNECT_SWAPPED);
   g_signal_connect_object (self->sync, "finished", G_CALLBACK (on_sync_finished), self, G_CONNECT_SWAPPED);
   g_signal_connect_object (self->sync, "revoked", G_CALLBACK (on_sync_revoked), self, G_CONNECT_SWAPPED);
+  g_signal_connect_object (self->sync, "refused", G_CALLBACK (on_sync_refused), self, G_CONNECT_SWAPPED);
   note_activity (self);
   watch_activity (self, GTK_WINDOW (self));
   self->idle_source = g_timeout_add_seconds (IDLE_CHECK_SECONDS, check_idle, self);
@@ -1286,6 +1332,20 @@ relais_window_get_view (RelaisWindow *self)
   g_return_val_if_fail (RELAIS_IS_WINDOW (self), NULL);
 
   return (GtkWidget *) self->view;
+}
+
+/**
+ * relais_window_get_sync_notice:
+ *
+ * Returns: (nullable): the last thing the window said about sync in a
+ *   toast ("Synced", "Not synced: …", a refused change), or %NULL
+ */
+const char *
+relais_window_get_sync_notice (RelaisWindow *self)
+{
+  g_return_val_if_fail (RELAIS_IS_WINDOW (self), NULL);
+
+  return self->sync_notice;
 }
 
 void

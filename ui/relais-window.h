@@ -21,6 +21,9 @@ const char   *relais_window_get_state (RelaisWindow      *self);
 RelaisVault  *relais_window_get_vault (RelaisWindow      *self);
 /* The view of the open vault (a RelaisVaultView), or NULL while locked. */
 GtkWidget    *relais_window_get_view  (RelaisWindow      *self);
+/* The last thing the window said about sync ("Synced", "Not synced: …",
+ * a refused change), or NULL. */
+const char   *relais_window_get_sync_notice (RelaisWindow  *self);
 /* Closes the vault, wipes its keys and every view, and asks for the
  * passphrase again. */
 void          relais_window_lock      (RelaisWindow      *self);
