@@ -4,6 +4,7 @@
 
 #include <string.h>
 #include <curl/curl.h>
+#include <glib/gi18n.h>
 #include <json-glib/json-glib.h>
 
 #include "relais-changeset.h"
@@ -67,7 +68,7 @@ proto_error (GError    **error,
   what = g_strdup_vprintf (format, args);
   va_end (args);
   g_set_error (error, RELAIS_CLIENT_ERROR, RELAIS_CLIENT_ERROR_PROTOCOL,
-               "The server's answer is not valid: %s.", what);
+               _("The server's answer is not valid: %s."), what);
   return FALSE;
 }
 
@@ -106,13 +107,13 @@ check_json_text (const char *body,
   guint depth = 0;
 
   if (len == 0)
-    return proto_error (error, "it is empty");
+    return proto_error (error, _("it is empty"));
   if (len > ANSWER_MAX)
-    return proto_error (error, "it is too large");
+    return proto_error (error, _("it is too large"));
   if (memchr (body, '\0', len) != NULL)
-    return proto_error (error, "it contains a NUL byte");
+    return proto_error (error, _("it contains a NUL byte"));
   if (!g_utf8_validate_len (body, len, NULL))
-    return proto_error (error, "it is not UTF-8");
+    return proto_error (error, _("it is not UTF-8"));
   for (gsize i = 0; i < len; i++)
     {
       char c = body[i];
@@ -128,13 +129,13 @@ check_json_text (const char *body,
         }
       else if (closed && !g_ascii_isspace (c))
         /* json-glib leaks the first value when a second follows. */
-        return proto_error (error, "it has data after its end");
+        return proto_error (error, _("it has data after its end"));
       else if (c == '"')
         in_string = TRUE;
       else if (c == '[' || c == '{')
         {
           if (++depth > JSON_MAX_DEPTH)
-            return proto_error (error, "it nests too deeply");
+            return proto_error (error, _("it nests too deeply"));
         }
       else if ((c == ']' || c == '}') && depth > 0)
         closed = --depth == 0;
@@ -156,13 +157,13 @@ parse_object (const char *body,
   parser = json_parser_new_immutable ();
   if (!json_parser_load_from_data (parser, body, (gssize) len, &local))
     {
-      proto_error (error, "it is not JSON");
+      proto_error (error, _("it is not JSON"));
       return NULL;
     }
   root = json_parser_get_root (parser);
   if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
     {
-      proto_error (error, "it is not a JSON object");
+      proto_error (error, _("it is not a JSON object"));
       return NULL;
     }
   return json_object_ref (json_node_get_object (root));
@@ -182,7 +183,7 @@ get_member (JsonObject  *object,
   if (node == NULL || JSON_NODE_HOLDS_NULL (node))
     {
       if (!optional)
-        *ok = proto_error (error, "\"%s\" is missing", name);
+        *ok = proto_error (error, _("\"%s\" is missing"), name);
       return NULL;
     }
   return node;
@@ -204,10 +205,10 @@ get_string (JsonObject  *object,
   if (node == NULL)
     return ok;
   if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_STRING)
-    return proto_error (error, "\"%s\" is not a string", name);
+    return proto_error (error, _("\"%s\" is not a string"), name);
   text = json_node_get_string (node);
   if (strlen (text) > max_len)
-    return proto_error (error, "\"%s\" is too long", name);
+    return proto_error (error, _("\"%s\" is too long"), name);
   *out = text;
   return TRUE;
 }
@@ -221,7 +222,7 @@ get_id (JsonObject  *object,
   if (!get_string (object, name, FALSE, RELAIS_CHANGESET_MAX_ID_LEN, out, error))
     return FALSE;
   if (!id_is_valid (*out))
-    return proto_error (error, "\"%s\" is not a valid id", name);
+    return proto_error (error, _("\"%s\" is not a valid id"), name);
   return TRUE;
 }
 
@@ -241,10 +242,10 @@ get_uint (JsonObject  *object,
   if (node == NULL)
     return ok;
   if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_INT64)
-    return proto_error (error, "\"%s\" is not an integer", name);
+    return proto_error (error, _("\"%s\" is not an integer"), name);
   value = json_node_get_int (node);
   if (value < 0 || (guint64) value > max)
-    return proto_error (error, "\"%s\" is out of range", name);
+    return proto_error (error, _("\"%s\" is out of range"), name);
   *out = (guint64) value;
   return TRUE;
 }
@@ -262,7 +263,7 @@ get_bool (JsonObject  *object,
   if (node == NULL)
     return ok;
   if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_BOOLEAN)
-    return proto_error (error, "\"%s\" is not a boolean", name);
+    return proto_error (error, _("\"%s\" is not a boolean"), name);
   *out = json_node_get_boolean (node);
   return TRUE;
 }
@@ -289,9 +290,9 @@ get_b64 (JsonObject  *object,
     return TRUE;
   data = relais_sync_base64_decode (text, size, &len, NULL);
   if (data == NULL)
-    return proto_error (error, "\"%s\" is not base64url", name);
+    return proto_error (error, _("\"%s\" is not base64url"), name);
   if (exact ? len != size : len == 0)
-    return proto_error (error, "\"%s\" has the wrong length", name);
+    return proto_error (error, _("\"%s\" has the wrong length"), name);
   *out = g_bytes_new_take (g_steal_pointer (&data), len);
   return TRUE;
 }
@@ -327,9 +328,9 @@ get_array (JsonObject  *object,
   if (node == NULL)
     return ok;
   if (!JSON_NODE_HOLDS_ARRAY (node))
-    return proto_error (error, "\"%s\" is not an array", name);
+    return proto_error (error, _("\"%s\" is not an array"), name);
   if (json_array_get_length (json_node_get_array (node)) > max)
-    return proto_error (error, "\"%s\" has too many elements", name);
+    return proto_error (error, _("\"%s\" has too many elements"), name);
   *out = json_node_get_array (node);
   return TRUE;
 }
@@ -344,7 +345,7 @@ array_object (JsonArray   *array,
 
   if (!JSON_NODE_HOLDS_OBJECT (node))
     {
-      proto_error (error, "an element of \"%s\" is not an object", name);
+      proto_error (error, _("an element of \"%s\" is not an object"), name);
       return NULL;
     }
   return json_node_get_object (node);
@@ -469,9 +470,9 @@ parse_error (const char  *body,
     return FALSE;
   for (const char *p = code; *p != '\0'; p++)
     if (!g_ascii_islower (*p) && *p != '_')
-      return proto_error (error, "\"error\" is not an error code");
+      return proto_error (error, _("\"error\" is not an error code"));
   if (*code == '\0')
-    return proto_error (error, "\"error\" is empty");
+    return proto_error (error, _("\"error\" is empty"));
   out->code = g_strdup (code);
   /* The message is shown to a person and may go to a log: no control
    * characters from a hostile server. */
@@ -549,7 +550,7 @@ parse_users (const char *body,
         return NULL;
       if ((box_pk == NULL) != (sign_pk == NULL))
         {
-          proto_error (error, "a user has one public key but not the other");
+          proto_error (error, _("a user has one public key but not the other"));
           return NULL;
         }
       user = g_new0 (RelaisDirectoryUser, 1);
@@ -588,7 +589,7 @@ parse_dossier_keys (JsonObject  *o,
         return NULL;
       if (dossier_id != NULL && strcmp (id, dossier_id) != 0)
         {
-          proto_error (error, "the keys are another dossier's");
+          proto_error (error, _("the keys are another dossier's"));
           return NULL;
         }
     }
@@ -616,12 +617,12 @@ parse_dossier_keys (JsonObject  *o,
         return NULL;
       if (n == 0)
         {
-          proto_error (error, "an epoch is 0");
+          proto_error (error, _("an epoch is 0"));
           return NULL;
         }
       if (g_hash_table_contains (seen, GUINT_TO_POINTER ((guint) n)))
         {
-          proto_error (error, "an epoch is listed twice");
+          proto_error (error, _("an epoch is listed twice"));
           return NULL;
         }
       g_hash_table_add (seen, GUINT_TO_POINTER ((guint) n));
@@ -642,7 +643,7 @@ parse_dossier_keys (JsonObject  *o,
         return NULL;
       if (since == 0 || (until != 0 && until < since))
         {
-          proto_error (error, "a member's epochs are out of order");
+          proto_error (error, _("a member's epochs are out of order"));
           return NULL;
         }
       member = g_new0 (RelaisDossierMember, 1);
@@ -656,7 +657,7 @@ parse_dossier_keys (JsonObject  *o,
   keys->epoch = epoch != 0 ? (guint32) epoch : (guint32) max_epoch;
   if (max_epoch > keys->epoch)
     {
-      proto_error (error, "a key is newer than the dossier's epoch");
+      proto_error (error, _("a key is newer than the dossier's epoch"));
       return NULL;
     }
   return g_steal_pointer (&keys);
@@ -693,24 +694,24 @@ parse_envelopes (JsonArray  *array,
 
       if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_STRING)
         {
-          proto_error (error, "a change set is not a string");
+          proto_error (error, _("a change set is not a string"));
           return NULL;
         }
       text = json_node_get_string (node);
       if (strlen (text) > (RELAIS_CHANGESET_MAX_SIZE + 2) / 3 * 4 + 4)
         {
-          proto_error (error, "a change set is too large");
+          proto_error (error, _("a change set is too large"));
           return NULL;
         }
       data = relais_sync_base64_decode (text, RELAIS_CHANGESET_MAX_SIZE, &len, NULL);
       if (data == NULL)
         {
-          proto_error (error, "a change set is not base64url");
+          proto_error (error, _("a change set is not base64url"));
           return NULL;
         }
       if (!relais_changeset_peek (data, len, &header, NULL))
         {
-          proto_error (error, "a change set is not an envelope");
+          proto_error (error, _("a change set is not an envelope"));
           return NULL;
         }
       g_ptr_array_add (out, g_bytes_new_take (g_steal_pointer (&data), len));
@@ -754,27 +755,27 @@ parse_push (const char *body,
         result->status = RELAIS_PUSH_REFUSED;
       else
         {
-          proto_error (error, "\"status\" is unknown");
+          proto_error (error, _("\"status\" is unknown"));
           return NULL;
         }
       if (id != NULL)
         memcpy (result->id, g_bytes_get_data (id, NULL), RELAIS_CHANGESET_ID_SIZE);
       else if (result->status != RELAIS_PUSH_REFUSED)
         {
-          proto_error (error, "\"id\" is missing");
+          proto_error (error, _("\"id\" is missing"));
           return NULL;
         }
       if (result->status == RELAIS_PUSH_REFUSED)
         {
           if (code == NULL || *code == '\0')
             {
-              proto_error (error, "a refusal has no \"error\"");
+              proto_error (error, _("a refusal has no \"error\""));
               return NULL;
             }
           for (const char *p = code; *p != '\0'; p++)
             if (!g_ascii_islower (*p) && *p != '_')
               {
-                proto_error (error, "\"error\" is not an error code");
+                proto_error (error, _("\"error\" is not an error code"));
                 return NULL;
               }
           result->error = g_strdup (code);
@@ -803,7 +804,7 @@ parse_pull (const char *body,
     return NULL;
   if (*cursor == '\0' || !is_base64url_text (cursor))
     {
-      proto_error (error, "\"cursor\" is not base64url");
+      proto_error (error, _("\"cursor\" is not base64url"));
       return NULL;
     }
   page->cursor = g_strdup (cursor);
@@ -862,7 +863,7 @@ relais_client_parse_answer (const char  *what,
   g_return_val_if_fail (body != NULL || len == 0, FALSE);
 
   if (body == NULL)
-    return proto_error (error, "it is empty");
+    return proto_error (error, _("it is empty"));
   if (strcmp (what, "enrol") == 0)
     {
       g_autoptr(RelaisEnrolment) e = parse_enrol (body, len, error);
@@ -902,7 +903,7 @@ relais_client_parse_answer (const char  *what,
       return ok;
     }
   g_set_error (error, RELAIS_CLIENT_ERROR, RELAIS_CLIENT_ERROR_INVALID,
-               "There is no answer called “%s”.", what);
+               _("There is no answer called “%s”."), what);
   return FALSE;
 }
 
@@ -1059,7 +1060,7 @@ check_url (const char  *url,
           && (address == NULL || !g_inet_address_get_is_loopback (address)))
         {
           g_set_error (error, RELAIS_CLIENT_ERROR, RELAIS_CLIENT_ERROR_INVALID,
-                       "Plain http:// is accepted only to this computer (loopback); use https:// for “%s”.",
+                       _("Plain http:// is accepted only to this computer (loopback); use https:// for “%s”."),
                        host);
           curl_url_cleanup (u);
           return NULL;
@@ -1077,7 +1078,7 @@ out:
   curl_url_cleanup (u);
   if (!ok)
     g_set_error_literal (error, RELAIS_CLIENT_ERROR, RELAIS_CLIENT_ERROR_INVALID,
-                         "The server address must be https://HOST[:PORT] (or http:// to this computer).");
+                         _("The server address must be https://HOST[:PORT] (or http:// to this computer)."));
   return base;
 }
 
@@ -1104,7 +1105,7 @@ relais_client_new (const char  *server_url,
   if (cacert != NULL && !g_file_test (cacert, G_FILE_TEST_IS_REGULAR))
     {
       g_set_error (error, RELAIS_CLIENT_ERROR, RELAIS_CLIENT_ERROR_INVALID,
-                   "The certificate file “%s” does not exist.", cacert);
+                   _("The certificate file “%s” does not exist."), cacert);
       return NULL;
     }
 
@@ -1258,12 +1259,12 @@ set_curl_error (CURLcode  code,
 {
   if (code == CURLE_ABORTED_BY_CALLBACK && g_cancellable_is_cancelled (t->cancellable))
     {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_CANCELLED, "The sync was cancelled.");
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_CANCELLED, _("The sync was cancelled."));
       return;
     }
   if (t->too_large || code == CURLE_FILESIZE_EXCEEDED)
     {
-      proto_error (error, "it is too large");
+      proto_error (error, _("it is too large"));
       return;
     }
   switch (code)
@@ -1272,11 +1273,11 @@ set_curl_error (CURLcode  code,
     case CURLE_URL_MALFORMAT:
     case CURLE_TOO_MANY_REDIRECTS:
       g_set_error (error, RELAIS_CLIENT_ERROR, RELAIS_CLIENT_ERROR_INVALID,
-                   "The request could not be made: %s.", curl_easy_strerror (code));
+                   _("The request could not be made: %s."), curl_easy_strerror (code));
       return;
     case CURLE_OPERATION_TIMEDOUT:
       g_set_error_literal (error, RELAIS_CLIENT_ERROR, RELAIS_CLIENT_ERROR_NETWORK,
-                           "The server did not answer in time.");
+                           _("The server did not answer in time."));
       return;
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CONNECT_ERROR:
@@ -1285,14 +1286,14 @@ set_curl_error (CURLcode  code,
     case CURLE_SSL_ISSUER_ERROR:
     case CURLE_SSL_CRL_BADFILE:
       g_set_error (error, RELAIS_CLIENT_ERROR, RELAIS_CLIENT_ERROR_NETWORK,
-                   "The server's certificate could not be verified: %s.",
+                   _("The server's certificate could not be verified: %s."),
                    curl_easy_strerror (code));
       return;
     default:
       /* Refused, reset, cut mid-body (PARTIAL_FILE, RECV_ERROR), no
        * route: the exchange did not complete, whatever was received. */
       g_set_error (error, RELAIS_CLIENT_ERROR, RELAIS_CLIENT_ERROR_NETWORK,
-                   "The server could not be reached: %s.", curl_easy_strerror (code));
+                   _("The server could not be reached: %s."), curl_easy_strerror (code));
       return;
     }
 }
@@ -1342,7 +1343,7 @@ set_http_error (long        status,
   if (status == 429 || (status >= 500 && status <= 599))
     {
       g_set_error (error, RELAIS_CLIENT_ERROR, RELAIS_CLIENT_ERROR_UNAVAILABLE,
-                   "The server is busy or unavailable (HTTP %ld); try again later.", status);
+                   _("The server is busy or unavailable (HTTP %ld); try again later."), status);
       error_answer_clear (&answer);
       return;
     }
@@ -1358,7 +1359,7 @@ set_http_error (long        status,
     case 413: code = RELAIS_CLIENT_ERROR_TOO_LARGE; break;
     default:
       g_set_error (error, RELAIS_CLIENT_ERROR, RELAIS_CLIENT_ERROR_PROTOCOL,
-                   "The server gave an unexpected answer (HTTP %ld).", status);
+                   _("The server gave an unexpected answer (HTTP %ld)."), status);
       error_answer_clear (&answer);
       return;
     }
@@ -1371,16 +1372,22 @@ set_http_error (long        status,
     {
       /* Say by how much, so that the person can set the clock right. */
       gint64 skew = g_get_real_time () / G_USEC_PER_SEC - answer.server_time;
+      int minutes = (int) MIN (ABS (skew) / 60, G_MAXINT);
 
-      g_set_error (error, RELAIS_CLIENT_ERROR, code,
-                   "This computer's clock is %" G_GINT64_FORMAT " minutes %s the server's; set it right and sync again.",
-                   ABS (skew) / 60, skew > 0 ? "ahead of" : "behind");
+      if (skew > 0)
+        g_set_error (error, RELAIS_CLIENT_ERROR, code,
+                     _("This computer's clock is %d minutes ahead of the server's: set it right and sync again."),
+                     minutes);
+      else
+        g_set_error (error, RELAIS_CLIENT_ERROR, code,
+                     _("This computer's clock is %d minutes behind the server's: set it right and sync again."),
+                     minutes);
     }
   else if (message != NULL)
-    g_set_error (error, RELAIS_CLIENT_ERROR, code, "The server refused the request: %s", message);
+    g_set_error (error, RELAIS_CLIENT_ERROR, code, _("The server refused the request: %s"), message);
   else
     g_set_error (error, RELAIS_CLIENT_ERROR, code,
-                 "The server refused the request (HTTP %ld).", status);
+                 _("The server refused the request (HTTP %ld)."), status);
   error_answer_clear (&answer);
 }
 
@@ -1409,7 +1416,7 @@ request (RelaisClient  *client,
   if (sign && client->device_id == NULL)
     {
       g_set_error_literal (error, RELAIS_CLIENT_ERROR, RELAIS_CLIENT_ERROR_INVALID,
-                           "This device is not enrolled.");
+                           _("This device is not enrolled."));
       return NULL;
     }
 
@@ -1525,7 +1532,7 @@ check_id_arg (const char  *id,
   if (id_is_valid (id))
     return TRUE;
   g_set_error_literal (error, RELAIS_CLIENT_ERROR, RELAIS_CLIENT_ERROR_INVALID,
-                       "An id is not valid.");
+                       _("An id is not valid."));
   return FALSE;
 }
 
@@ -1550,7 +1557,7 @@ relais_client_health (RelaisClient  *client,
       || !get_uint (root, "version", FALSE, G_MAXUINT32, &version, error))
     return FALSE;
   if (strcmp (status, "ok") != 0 || version != 1)
-    return proto_error (error, "the server does not speak protocol version 1");
+    return proto_error (error, _("the server does not speak protocol version 1"));
   return TRUE;
 }
 
@@ -1661,7 +1668,7 @@ check_wrapped_keys (GPtrArray  *keys,
       if ((need_user && !id_is_valid (k->user_id)) || k->wrapped_key == NULL)
         {
           g_set_error_literal (error, RELAIS_CLIENT_ERROR, RELAIS_CLIENT_ERROR_INVALID,
-                               "A wrapped key is not valid.");
+                               _("A wrapped key is not valid."));
           return FALSE;
         }
     }
@@ -1803,7 +1810,7 @@ relais_client_push (RelaisClient  *client,
   if (envelopes->len == 0 || envelopes->len > MAX_PUSH)
     {
       g_set_error (error, RELAIS_CLIENT_ERROR, RELAIS_CLIENT_ERROR_INVALID,
-                   "A push carries 1 to %d change sets.", MAX_PUSH);
+                   _("A push carries 1 to %d change sets."), MAX_PUSH);
       return NULL;
     }
   ids = g_malloc (envelopes->len * RELAIS_CHANGESET_ID_SIZE);
@@ -1820,7 +1827,7 @@ relais_client_push (RelaisClient  *client,
       if (!relais_changeset_peek (data, len, &header, NULL))
         {
           g_set_error_literal (error, RELAIS_CLIENT_ERROR, RELAIS_CLIENT_ERROR_INVALID,
-                               "A change set to push is not an envelope.");
+                               _("A change set to push is not an envelope."));
           return NULL;
         }
       memcpy (ids + i * RELAIS_CHANGESET_ID_SIZE, header.id, RELAIS_CHANGESET_ID_SIZE);
@@ -1841,7 +1848,7 @@ relais_client_push (RelaisClient  *client,
    * other change sets than those sent must not delete anything. */
   if (results->len != envelopes->len)
     {
-      proto_error (error, "it has %u results for %u change sets", results->len, envelopes->len);
+      proto_error (error, _("it has %u results for %u change sets"), results->len, envelopes->len);
       return NULL;
     }
   for (guint i = 0; i < results->len; i++)
@@ -1850,7 +1857,7 @@ relais_client_push (RelaisClient  *client,
 
       if (memcmp (r->id, ids + i * RELAIS_CHANGESET_ID_SIZE, RELAIS_CHANGESET_ID_SIZE) != 0)
         {
-          proto_error (error, "a result is for another change set");
+          proto_error (error, _("a result is for another change set"));
           return NULL;
         }
     }
@@ -1872,7 +1879,7 @@ relais_client_pull (RelaisClient  *client,
                              || !is_base64url_text (cursor))))
     {
       g_set_error_literal (error, RELAIS_CLIENT_ERROR, RELAIS_CLIENT_ERROR_INVALID,
-                           "The pull's cursor or limit is not valid.");
+                           _("The pull's cursor or limit is not valid."));
       return NULL;
     }
   path = cursor != NULL ? g_strdup_printf ("/v1/changesets?cursor=%s&limit=%u", cursor, limit)

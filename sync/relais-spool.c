@@ -8,6 +8,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <glib/gi18n.h>
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 
@@ -62,28 +63,88 @@ G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (State, state_clear)
 
 /* Files ---------------------------------------------------------------------- */
 
+typedef enum {
+  IO_CREATE,
+  IO_OPEN,
+  IO_READ,
+  IO_WRITE,
+  IO_REMOVE,
+  IO_MOVE,
+  IO_PROTECT,
+} IoAction;
+
 static gboolean
 set_errno_error (GError    **error,
                  int         errsv,
-                 const char *what,
+                 IoAction    action,
                  const char *path)
 {
-  g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
-               "Could not %s “%s”: %s.", what, path, g_strerror (errsv));
+  GIOErrorEnum code = g_io_error_from_errno (errsv);
+  const char *reason = g_strerror (errsv);
+
+  switch (action)
+    {
+    case IO_CREATE:
+      g_set_error (error, G_IO_ERROR, code, _("Could not create “%s”: %s."), path, reason);
+      break;
+    case IO_OPEN:
+      g_set_error (error, G_IO_ERROR, code, _("Could not open “%s”: %s."), path, reason);
+      break;
+    case IO_READ:
+      g_set_error (error, G_IO_ERROR, code, _("Could not read “%s”: %s."), path, reason);
+      break;
+    case IO_WRITE:
+      g_set_error (error, G_IO_ERROR, code, _("Could not write “%s”: %s."), path, reason);
+      break;
+    case IO_REMOVE:
+      g_set_error (error, G_IO_ERROR, code, _("Could not remove “%s”: %s."), path, reason);
+      break;
+    case IO_MOVE:
+      g_set_error (error, G_IO_ERROR, code, _("Could not move “%s”: %s."), path, reason);
+      break;
+    case IO_PROTECT:
+    default:
+      g_set_error (error, G_IO_ERROR, code, _("Could not protect “%s”: %s."), path, reason);
+      break;
+    }
   return FALSE;
 }
 
+typedef enum {
+  SPOOL_STATE,
+  SPOOL_DEVICE_KEY,
+  SPOOL_REGISTRATION,
+  SPOOL_KEYS,
+} SpoolFile;
+
+/* One clear error for a spool file that is not what the spool wrote. */
 static gboolean
-damaged (GError    **error,
-         const char *what,
-         const char *detail)
+damaged (GError     **error,
+         SpoolFile    file,
+         const char  *detail)
 {
+  const char *what;
+
+  switch (file)
+    {
+    case SPOOL_STATE:
+      what = _("The sync spool's state file is damaged.");
+      break;
+    case SPOOL_DEVICE_KEY:
+      what = _("The sync spool's device key is damaged.");
+      break;
+    case SPOOL_REGISTRATION:
+      what = _("A dossier's registration in the sync spool is damaged.");
+      break;
+    case SPOOL_KEYS:
+    default:
+      what = _("A dossier's keys in the sync spool are damaged.");
+      break;
+    }
   if (detail != NULL)
-    g_set_error (error, RELAIS_SYNC_ERROR, RELAIS_SYNC_ERROR_MALFORMED,
-                 "The sync spool's %s is damaged: %s", what, detail);
+    g_set_error (error, RELAIS_SYNC_ERROR, RELAIS_SYNC_ERROR_MALFORMED, "%s %s", what, detail);
   else
-    g_set_error (error, RELAIS_SYNC_ERROR, RELAIS_SYNC_ERROR_MALFORMED,
-                 "The sync spool's %s is damaged.", what);
+    g_set_error_literal (error, RELAIS_SYNC_ERROR, RELAIS_SYNC_ERROR_MALFORMED, what);
   return FALSE;
 }
 
@@ -95,12 +156,12 @@ fsync_dir (const char  *dir,
   int errsv;
 
   if (fd < 0)
-    return set_errno_error (error, errno, "open", dir);
+    return set_errno_error (error, errno, IO_OPEN, dir);
   if (fsync (fd) != 0)
     {
       errsv = errno;
       close (fd);
-      return set_errno_error (error, errsv, "write", dir);
+      return set_errno_error (error, errsv, IO_WRITE, dir);
     }
   close (fd);
   return TRUE;
@@ -131,7 +192,7 @@ write_hidden (const char  *dir,
   fd = g_mkstemp_full (tmp, O_WRONLY | O_CLOEXEC, mode);
   if (fd < 0)
     {
-      set_errno_error (error, errno, "create a file in", dir);
+      set_errno_error (error, errno, IO_CREATE, dir);
       return NULL;
     }
   while (done < len)
@@ -164,7 +225,7 @@ fail:
   if (fd >= 0)
     close (fd);
   g_unlink (tmp);
-  set_errno_error (error, errsv, "write", dir);
+  set_errno_error (error, errsv, IO_WRITE, dir);
   return NULL;
 }
 
@@ -191,7 +252,7 @@ write_file (const char    *dir,
       int errsv = errno;
 
       g_unlink (tmp);
-      return set_errno_error (error, errsv, "write", path);
+      return set_errno_error (error, errsv, IO_WRITE, path);
     }
   return (flags & WRITE_SYNC_DIR) == 0 || fsync_dir (dir, error);
 }
@@ -212,19 +273,19 @@ read_file (const char  *path,
     {
       if (errno == ENOENT && missing_ok)
         return NULL;
-      set_errno_error (error, errno, "read", path);
+      set_errno_error (error, errno, IO_READ, path);
       return NULL;
     }
   if (!S_ISREG (st.st_mode))
     {
       g_set_error (error, RELAIS_SYNC_ERROR, RELAIS_SYNC_ERROR_MALFORMED,
-                   "“%s” is not a regular file.", path);
+                   _("“%s” is not a regular file."), path);
       return NULL;
     }
   if ((guint64) st.st_size > max)
     {
       g_set_error (error, RELAIS_SYNC_ERROR, RELAIS_SYNC_ERROR_TOO_LARGE,
-                   "“%s” is too large.", path);
+                   _("“%s” is too large."), path);
       return NULL;
     }
   if (!g_file_get_contents (path, &data, &len, error))
@@ -232,7 +293,7 @@ read_file (const char  *path,
   if (len > max)
     {
       g_set_error (error, RELAIS_SYNC_ERROR, RELAIS_SYNC_ERROR_TOO_LARGE,
-                   "“%s” is too large.", path);
+                   _("“%s” is too large."), path);
       return NULL;
     }
   return g_bytes_new_take (g_steal_pointer (&data), len);
@@ -327,18 +388,18 @@ make_private_dir (const char  *path,
   GStatBuf st;
 
   if (g_mkdir (path, 0700) != 0 && errno != EEXIST)
-    return set_errno_error (error, errno, "create", path);
+    return set_errno_error (error, errno, IO_CREATE, path);
   if (g_lstat (path, &st) != 0)
-    return set_errno_error (error, errno, "open", path);
+    return set_errno_error (error, errno, IO_OPEN, path);
   if (!S_ISDIR (st.st_mode))
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_DIRECTORY,
-                   "“%s” is not a directory.", path);
+                   _("“%s” is not a directory."), path);
       return FALSE;
     }
   /* Wrapped keys and the device key: nobody else's business. */
   if ((st.st_mode & 0077) != 0 && g_chmod (path, 0700) != 0)
-    return set_errno_error (error, errno, "protect", path);
+    return set_errno_error (error, errno, IO_PROTECT, path);
   return TRUE;
 }
 
@@ -376,7 +437,7 @@ json_is_flat (const char *text,
 
 static JsonObject *
 parse_local_object (GBytes      *bytes,
-                    const char  *what,
+                    SpoolFile    what,
                     GError     **error)
 {
   g_autoptr(JsonParser) parser = json_parser_new_immutable ();
@@ -388,13 +449,13 @@ parse_local_object (GBytes      *bytes,
       || !json_is_flat (text, len)
       || !json_parser_load_from_data (parser, text, (gssize) len, NULL))
     {
-      damaged (error, what, "it is not JSON.");
+      damaged (error, what, _("It is not JSON."));
       return NULL;
     }
   root = json_parser_get_root (parser);
   if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
     {
-      damaged (error, what, "it is not a JSON object.");
+      damaged (error, what, _("It is not a JSON object."));
       return NULL;
     }
   return json_object_ref (json_node_get_object (root));
@@ -411,7 +472,7 @@ state_string (JsonObject  *o,
   if (node == NULL || JSON_NODE_HOLDS_NULL (node))
     return TRUE;
   if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_STRING)
-    return damaged (error, "state", "a field is not a string.");
+    return damaged (error, SPOOL_STATE, _("A field is not a string."));
   *out = g_strdup (json_node_get_string (node));
   return TRUE;
 }
@@ -428,7 +489,7 @@ state_int (JsonObject  *o,
     return TRUE;
   if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_INT64
       || json_node_get_int (node) < 0)
-    return damaged (error, "state", "a field is not a count.");
+    return damaged (error, SPOOL_STATE, _("A field is not a count."));
   *out = json_node_get_int (node);
   return TRUE;
 }
@@ -450,9 +511,9 @@ load_state (RelaisSpool  *spool,
     {
       if (local == NULL)
         return TRUE;
-      return damaged (error, "state", local->message);
+      return damaged (error, SPOOL_STATE, local->message);
     }
-  o = parse_local_object (bytes, "state", error);
+  o = parse_local_object (bytes, SPOOL_STATE, error);
   if (o == NULL
       || !state_string (o, "server", &state->server, error)
       || !state_string (o, "cacert", &state->cacert, error)
@@ -473,7 +534,7 @@ load_state (RelaisSpool  *spool,
           || state->server == NULL))
     {
       state_clear (state);
-      return damaged (error, "state", "the identity is incomplete.");
+      return damaged (error, SPOOL_STATE, _("The identity is incomplete."));
     }
   return TRUE;
 }
@@ -540,7 +601,7 @@ relais_spool_open (const char  *vault_dir,
   if (!g_file_test (vault_dir, G_FILE_TEST_IS_DIR))
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
-                   "The vault directory “%s” does not exist.", vault_dir);
+                   _("The vault directory “%s” does not exist."), vault_dir);
       return NULL;
     }
   dir = g_build_filename (vault_dir, "spool", NULL);
@@ -603,7 +664,7 @@ relais_spool_set_identity (RelaisSpool                *spool,
       || !id_is_valid (identity->device_id))
     {
       g_set_error_literal (error, RELAIS_SYNC_ERROR, RELAIS_SYNC_ERROR_INVALID,
-                           "The sync identity is incomplete.");
+                           _("The sync identity is incomplete."));
       return FALSE;
     }
   /* The key first: a state naming a device whose key is missing would be
@@ -666,16 +727,16 @@ read_device_key (RelaisSpool  *spool,
   if (fd < 0)
     {
       if (errno == ENOENT)
-        damaged (error, "device key", "it is missing.");
+        damaged (error, SPOOL_DEVICE_KEY, _("It is missing."));
       else
-        set_errno_error (error, errno, "read", path);
+        set_errno_error (error, errno, IO_READ, path);
       return NULL;
     }
   if (fstat (fd, &st) != 0 || !S_ISREG (st.st_mode)
       || st.st_size != crypto_sign_SECRETKEYBYTES)
     {
       close (fd);
-      damaged (error, "device key", "it has the wrong size.");
+      damaged (error, SPOOL_DEVICE_KEY, _("It has the wrong size."));
       return NULL;
     }
   /* Only this user may read it (a restored backup may have widened it). */
@@ -694,7 +755,7 @@ read_device_key (RelaisSpool  *spool,
         {
           close (fd);
           sodium_free (sk);
-          damaged (error, "device key", "it could not be read.");
+          damaged (error, SPOOL_DEVICE_KEY, _("It could not be read."));
           return NULL;
         }
       done += (gsize) n;
@@ -730,7 +791,7 @@ relais_spool_make_client (RelaisSpool  *spool,
         g_propagate_error (error, g_steal_pointer (&local));
       else
         g_set_error_literal (error, RELAIS_CLIENT_ERROR, RELAIS_CLIENT_ERROR_INVALID,
-                             "This vault is not enrolled with a sync server.");
+                             _("This vault is not enrolled with a sync server."));
       return NULL;
     }
   client = relais_client_new (identity->server, identity->cacert, error);
@@ -787,7 +848,7 @@ relais_spool_add_registration (RelaisSpool  *spool,
   if (!id_is_valid (dossier_id) || members == NULL || members->len == 0)
     {
       g_set_error_literal (error, RELAIS_SYNC_ERROR, RELAIS_SYNC_ERROR_INVALID,
-                           "A dossier's registration needs its id and its members.");
+                           _("A dossier's registration needs its id and its members."));
       return FALSE;
     }
   json_builder_begin_object (b);
@@ -804,7 +865,7 @@ relais_spool_add_registration (RelaisSpool  *spool,
       if (!id_is_valid (k->user_id) || k->wrapped_key == NULL)
         {
           g_set_error_literal (error, RELAIS_SYNC_ERROR, RELAIS_SYNC_ERROR_INVALID,
-                               "A member of a dossier's registration is not valid.");
+                               _("A member of a dossier's registration is not valid."));
           return FALSE;
         }
       data = g_bytes_get_data (k->wrapped_key, &len);
@@ -850,17 +911,17 @@ read_registration (RelaisSpool  *spool,
 
   if (bytes == NULL)
     return FALSE;
-  o = parse_local_object (bytes, "registration of a dossier", error);
+  o = parse_local_object (bytes, SPOOL_REGISTRATION, error);
   if (o == NULL)
     return FALSE;
   node = json_object_get_member (o, "dossier_id");
   if (node == NULL || json_node_get_value_type (node) != G_TYPE_STRING
       || !id_is_valid (json_node_get_string (node)))
-    return damaged (error, "registration of a dossier", "its id is not valid.");
+    return damaged (error, SPOOL_REGISTRATION, _("Its id is not valid."));
   dossier = json_node_get_string (node);
   node = json_object_get_member (o, "members");
   if (node == NULL || !JSON_NODE_HOLDS_ARRAY (node))
-    return damaged (error, "registration of a dossier", "it has no members.");
+    return damaged (error, SPOOL_REGISTRATION, _("It has no members."));
   array = json_node_get_array (node);
   for (guint i = 0; i < json_array_get_length (array); i++)
     {
@@ -872,7 +933,7 @@ read_registration (RelaisSpool  *spool,
       g_autoptr(GBytes) key = NULL;
 
       if (!JSON_NODE_HOLDS_OBJECT (e))
-        return damaged (error, "registration of a dossier", "a member is not an object.");
+        return damaged (error, SPOOL_REGISTRATION, _("A member is not an object."));
       m = json_node_get_object (e);
       user = json_object_get_member (m, "user_id");
       epoch = json_object_get_member (m, "epoch");
@@ -882,10 +943,10 @@ read_registration (RelaisSpool  *spool,
           || epoch == NULL || json_node_get_value_type (epoch) != G_TYPE_INT64
           || json_node_get_int (epoch) < 0 || json_node_get_int (epoch) > G_MAXUINT32
           || wrapped == NULL || json_node_get_value_type (wrapped) != G_TYPE_STRING)
-        return damaged (error, "registration of a dossier", "a member is not valid.");
+        return damaged (error, SPOOL_REGISTRATION, _("A member is not valid."));
       data = relais_sync_base64_decode (json_node_get_string (wrapped), 4096, &len, NULL);
       if (data == NULL)
-        return damaged (error, "registration of a dossier", "a wrapped key is not base64url.");
+        return damaged (error, SPOOL_REGISTRATION, _("A wrapped key is not base64url."));
       key = g_bytes_new_take (g_steal_pointer (&data), len);
       g_ptr_array_add (members, relais_wrapped_key_new (json_node_get_string (user),
                                                         (guint32) json_node_get_int (epoch),
@@ -900,7 +961,7 @@ read_registration (RelaisSpool  *spool,
 
       if (json_node_get_value_type (node) != G_TYPE_STRING
           || (data = relais_sync_base64_decode (json_node_get_string (node), 4096, &len, NULL)) == NULL)
-        return damaged (error, "registration of a dossier", "the recovery key is not valid.");
+        return damaged (error, SPOOL_REGISTRATION, _("The recovery key is not valid."));
       *out_recovery = g_bytes_new_take (g_steal_pointer (&data), len);
     }
   *out_dossier = g_strdup (dossier);
@@ -926,7 +987,7 @@ read_envelope (RelaisSpool  *spool,
   if (!name_is_valid (name, ".rlcs"))
     {
       g_set_error_literal (error, RELAIS_SYNC_ERROR, RELAIS_SYNC_ERROR_INVALID,
-                           "Not the name of a change set in the spool.");
+                           _("Not the name of a change set in the spool."));
       return NULL;
     }
   path = g_build_filename (spool->dir, sub, name, NULL);
@@ -946,12 +1007,12 @@ remove_envelope (RelaisSpool  *spool,
   if (!name_is_valid (name, ".rlcs"))
     {
       g_set_error_literal (error, RELAIS_SYNC_ERROR, RELAIS_SYNC_ERROR_INVALID,
-                           "Not the name of a change set in the spool.");
+                           _("Not the name of a change set in the spool."));
       return FALSE;
     }
   path = g_build_filename (spool->dir, sub, name, NULL);
   if (g_unlink (path) != 0 && errno != ENOENT)
-    return set_errno_error (error, errno, "remove", path);
+    return set_errno_error (error, errno, IO_REMOVE, path);
   return TRUE;
 }
 
@@ -1019,7 +1080,7 @@ relais_spool_get_keys (RelaisSpool  *spool,
   if (!id_is_valid (dossier_id))
     {
       g_set_error_literal (error, RELAIS_SYNC_ERROR, RELAIS_SYNC_ERROR_INVALID,
-                           "A dossier id is not valid.");
+                           _("A dossier id is not valid."));
       return NULL;
     }
   name = g_strconcat (dossier_id, ".json", NULL);
@@ -1031,12 +1092,12 @@ relais_spool_get_keys (RelaisSpool  *spool,
   keys = relais_dossier_keys_from_json (text, len, &local);
   if (keys == NULL)
     {
-      damaged (error, "keys of a dossier", NULL);
+      damaged (error, SPOOL_KEYS, NULL);
       return NULL;
     }
   if (strcmp (keys->dossier_id, dossier_id) != 0)
     {
-      damaged (error, "keys of a dossier", "they are another dossier's.");
+      damaged (error, SPOOL_KEYS, _("They are another dossier's."));
       return NULL;
     }
   return g_steal_pointer (&keys);
@@ -1054,7 +1115,7 @@ write_keys (RelaisSpool              *spool,
   if (!id_is_valid (keys->dossier_id))
     {
       g_set_error_literal (error, RELAIS_SYNC_ERROR, RELAIS_SYNC_ERROR_INVALID,
-                           "A dossier id is not valid.");
+                           _("A dossier id is not valid."));
       return FALSE;
     }
   name = g_strconcat (keys->dossier_id, ".json", NULL);
@@ -1081,13 +1142,13 @@ relais_spool_forget_keys (RelaisSpool  *spool,
   if (!id_is_valid (dossier_id))
     {
       g_set_error_literal (error, RELAIS_SYNC_ERROR, RELAIS_SYNC_ERROR_INVALID,
-                           "A dossier id is not valid.");
+                           _("A dossier id is not valid."));
       return FALSE;
     }
   name = g_strconcat (dossier_id, ".json", NULL);
   path = g_build_filename (spool->dir, "keys", name, NULL);
   if (g_unlink (path) != 0 && errno != ENOENT)
-    return set_errno_error (error, errno, "remove", path);
+    return set_errno_error (error, errno, IO_REMOVE, path);
   return TRUE;
 }
 
@@ -1123,7 +1184,7 @@ remove_tree (const char  *path,
   GStatBuf st;
 
   if (g_lstat (path, &st) != 0)
-    return errno == ENOENT ? TRUE : set_errno_error (error, errno, "remove", path);
+    return errno == ENOENT ? TRUE : set_errno_error (error, errno, IO_REMOVE, path);
   if (S_ISDIR (st.st_mode))
     {
       g_autoptr(GDir) d = g_dir_open (path, 0, error);
@@ -1139,11 +1200,11 @@ remove_tree (const char  *path,
             return FALSE;
         }
       if (g_rmdir (path) != 0)
-        return set_errno_error (error, errno, "remove", path);
+        return set_errno_error (error, errno, IO_REMOVE, path);
       return TRUE;
     }
   if (g_unlink (path) != 0)
-    return set_errno_error (error, errno, "remove", path);
+    return set_errno_error (error, errno, IO_REMOVE, path);
   return TRUE;
 }
 
@@ -1269,7 +1330,7 @@ exchange_register (Exchange  *x,
           return FALSE;
         }
       if (g_unlink (path) != 0 && errno != ENOENT)
-        return set_errno_error (error, errno, "remove", path);
+        return set_errno_error (error, errno, IO_REMOVE, path);
       if (x->report != NULL)
         x->report->registered++;
     }
@@ -1299,7 +1360,7 @@ push_batch (Exchange   *x,
       if (r->status == RELAIS_PUSH_STORED || r->status == RELAIS_PUSH_DUPLICATE)
         {
           if (g_unlink (path) != 0 && errno != ENOENT)
-            return set_errno_error (error, errno, "remove", path);
+            return set_errno_error (error, errno, IO_REMOVE, path);
           if (x->report != NULL)
             x->report->pushed++;
         }
@@ -1308,7 +1369,7 @@ push_batch (Exchange   *x,
           g_autofree char *to = g_build_filename (retired, name, NULL);
 
           if (g_rename (path, to) != 0)
-            return set_errno_error (error, errno, "move", path);
+            return set_errno_error (error, errno, IO_MOVE, path);
           moved = TRUE;
           if (x->report != NULL)
             x->report->refused++;
@@ -1471,12 +1532,12 @@ sync_file_system (const char  *dir,
   int errsv;
 
   if (fd < 0)
-    return set_errno_error (error, errno, "open", dir);
+    return set_errno_error (error, errno, IO_OPEN, dir);
   if (syncfs (fd) != 0)
     {
       errsv = errno;
       close (fd);
-      return set_errno_error (error, errsv, "write", dir);
+      return set_errno_error (error, errsv, IO_WRITE, dir);
     }
   close (fd);
   return TRUE;
@@ -1551,7 +1612,7 @@ exchange_pull (Exchange  *x,
               PendingFile *f = g_ptr_array_index (pending, i);
 
               if (rename (f->tmp, f->path) != 0)
-                return set_errno_error (error, errno, "write", f->path);
+                return set_errno_error (error, errno, IO_WRITE, f->path);
               g_clear_pointer (&f->tmp, g_free);
               if (i < named && x->report != NULL)
                 x->report->pulled++;
@@ -1565,7 +1626,7 @@ exchange_pull (Exchange  *x,
       if (page->more && g_strcmp0 (page->cursor, state.cursor) == 0)
         {
           g_set_error_literal (error, RELAIS_CLIENT_ERROR, RELAIS_CLIENT_ERROR_PROTOCOL,
-                               "The server's answer is not valid: it announces more change sets but its cursor does not move.");
+                               _("The server's answer is not valid: it announces more change sets but its cursor does not move."));
           return FALSE;
         }
       g_free (state.cursor);
@@ -1580,7 +1641,7 @@ exchange_pull (Exchange  *x,
         if (g_strcmp0 (current.device_id, state.device_id) != 0)
           {
             g_set_error_literal (error, RELAIS_CLIENT_ERROR, RELAIS_CLIENT_ERROR_FAILED,
-                                 "The vault was enrolled again during the sync.");
+                                 _("The vault was enrolled again during the sync."));
             return FALSE;
           }
         g_free (current.cursor);
@@ -1679,12 +1740,12 @@ relais_spool_exchange (RelaisSpool           *spool,
    * `relaisctl sync --background` would otherwise write the same names. */
   lock = open (lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (lock < 0)
-    return set_errno_error (error, errno, "open", lock_path);
+    return set_errno_error (error, errno, IO_OPEN, lock_path);
   if (flock (lock, LOCK_EX | LOCK_NB) != 0)
     {
       close (lock);
       g_set_error_literal (error, RELAIS_CLIENT_ERROR, RELAIS_CLIENT_ERROR_UNAVAILABLE,
-                           "Another sync of this vault is running.");
+                           _("Another sync of this vault is running."));
       return FALSE;
     }
 
@@ -1698,7 +1759,7 @@ relais_spool_exchange (RelaisSpool           *spool,
   if (ok && x.refusal != NULL)
     {
       g_set_error (&local, RELAIS_CLIENT_ERROR, x.refusal_code,
-                   "The server refused %u of the changes waiting to be sent (first: %s).",
+                   _("The server refused %u of the changes waiting to be sent (first: %s)."),
                    x.refusals, x.refusal);
       ok = FALSE;
     }
