@@ -1302,6 +1302,7 @@ test_ui_sync (void)
   g_autofree char *dir_bruno = NULL;
   g_autofree char *code_bruno = NULL;
   RelaisVault *bruno;
+  GtkWidget *journal;
   g_autoptr(GError) error = NULL;
   g_autoptr(RelaisPerson) person = relais_person_new ();
   TestServer *test_server;
@@ -1422,6 +1423,8 @@ test_ui_sync (void)
     changes->city = g_strdup ("Mende");
     g_assert_true (relais_person_edit (laptop, id, changes, &error));
     g_assert_no_error (error);
+    g_free (relais_note_add (laptop, id, "Appel de la CAF : dossier complet", &error));
+    g_assert_no_error (error);
     g_assert_true (relais_sync_run (laptop, &report, NULL, &error));
     g_assert_no_error (error);
 
@@ -1431,9 +1434,14 @@ test_ui_sync (void)
     g_assert_true (relais_sync_run (bruno, &report, NULL, &error));
     g_assert_no_error (error);
   }
+  /* The person reads the journal meanwhile. */
+  journal = view_page (view, "journal");
+  g_assert_null (find_widget (journal, ADW_TYPE_ACTION_ROW, "Appel de la CAF : dossier complet"));
   sync_now (window, indicator);
   g_assert_cmpstr (relais_sync_indicator_get_text (indicator), ==, "Synced just now");
   g_assert_cmpstr (gtk_label_get_label (child (view, RELAIS_TYPE_VAULT_VIEW, "city_label")), ==, "Mende");
+  /* The page shown is read again: the colleague's note is there. */
+  wait_for_widget (journal, ADW_TYPE_ACTION_ROW, "Appel de la CAF : dossier complet");
   gtk_test_accessible_assert_property (indicator, GTK_ACCESSIBLE_PROPERTY_LABEL,
                                        "Sync: Synced just now. 1 conflict to review");
   g_assert_true (relais_sync_run (laptop, &report, NULL, &error));

@@ -914,6 +914,43 @@ relais_vault_view_get_sync_indicator (RelaisVaultView *self)
   return self->sync_indicator;
 }
 
+/* Whether the keyboard focus is in a text field under @page: the person
+ * is typing there. */
+static gboolean
+typing_in (RelaisVaultView *self,
+           GtkWidget       *page)
+{
+  GtkRoot *root = gtk_widget_get_root (GTK_WIDGET (self));
+  GtkWidget *focus = root != NULL ? gtk_root_get_focus (root) : NULL;
+
+  return focus != NULL && page != NULL
+         && (GTK_IS_TEXT (focus) || GTK_IS_TEXT_VIEW (focus))
+         && gtk_widget_is_ancestor (focus, page);
+}
+
+void
+relais_vault_view_reload (RelaisVaultView *self)
+{
+  const char *visible;
+
+  g_return_if_fail (RELAIS_IS_VAULT_VIEW (self));
+
+  relais_vault_view_refresh (self);
+  if (self->dossier_id == NULL)
+    return;
+
+  /* Every page may have changed.  The one shown is built again unless
+   * the person is typing in it: their text would go. */
+  visible = adw_view_stack_get_visible_child_name (self->view_stack);
+  for (guint i = 0; i < G_N_ELEMENTS (page_names); i++)
+    {
+      if (g_strcmp0 (page_names[i], visible) == 0
+          && typing_in (self, adw_view_stack_get_child_by_name (self->view_stack, visible)))
+        continue;
+      invalidate_page (self, page_names[i]);
+    }
+}
+
 void
 relais_vault_view_focus_search (RelaisVaultView *self)
 {

@@ -27,6 +27,9 @@ void               relais_vault_view_show_dossier   (RelaisVaultView *self,
                                                      const char      *id);
 /* Reads the list and the dossier shown again, after a write. */
 void               relais_vault_view_refresh        (RelaisVaultView *self);
+/* As refresh, and every page of the dossier shown read again (but the
+ * one the person is typing in): after changes from elsewhere (sync). */
+void               relais_vault_view_reload         (RelaisVaultView *self);
 void               relais_vault_view_focus_search   (RelaisVaultView *self);
 /* The sync state under the list of dossiers. */
 RelaisSyncIndicator *relais_vault_view_get_sync_indicator (RelaisVaultView *self);

@@ -657,9 +657,9 @@ on_sync_applied (RelaisWindow *self,
   if (self->view == NULL)
     return;
 
-  /* Operations from elsewhere: new dossiers, the open one changed, new
-   * conflicts. */
-  relais_vault_view_refresh (self->view);
+  /* Operations from elsewhere: new dossiers, any page of the open one
+   * changed, new conflicts. */
+  relais_vault_view_reload (self->view);
   count_conflicts (self);
   if (g_strcmp0 (relais_window_get_state (self), "conflicts") == 0)
     {
