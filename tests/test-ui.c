@@ -1711,6 +1711,91 @@ test_ui_preferences (void)
   g_assert_finalize_object (window);
 }
 
+/* What the sync indicator says in each state, and what it shows. */
+static void
+test_ui_sync_indicator (void)
+{
+  gint64 now = 1764000000;  /* 2025-11-24, 16:00 UTC */
+  struct {
+    RelaisSyncState  state;
+    guint            pending;
+    gint64           ago;     /* -1: never synced */
+    const char      *error;
+    const char      *expected;
+  } cases[] = {
+    { RELAIS_SYNC_STATE_NOT_ENROLLED, 0, -1, NULL, "Not connected to a server" },
+    { RELAIS_SYNC_STATE_IDLE, 0, -1, NULL, "Never synced" },
+    { RELAIS_SYNC_STATE_IDLE, 0, 30, NULL, "Synced just now" },
+    { RELAIS_SYNC_STATE_IDLE, 0, 60, NULL, "Synced 1 minute ago" },
+    { RELAIS_SYNC_STATE_IDLE, 0, 150, NULL, "Synced 2 minutes ago" },
+    { RELAIS_SYNC_STATE_IDLE, 0, 3600, NULL, "Synced 1 hour ago" },
+    { RELAIS_SYNC_STATE_IDLE, 0, 7 * 3600 + 59, NULL, "Synced 7 hours ago" },
+    { RELAIS_SYNC_STATE_IDLE, 1, 30, NULL, "1 change waiting to be sent" },
+    { RELAIS_SYNC_STATE_IDLE, 12, 30, NULL, "12 changes waiting to be sent" },
+    { RELAIS_SYNC_STATE_OFFLINE, 0, 30, NULL, "Offline" },
+    { RELAIS_SYNC_STATE_OFFLINE, 3, 30, NULL, "Offline: 3 changes waiting to be sent" },
+    { RELAIS_SYNC_STATE_SYNCING, 3, 30, NULL, "Syncing…" },
+    { RELAIS_SYNC_STATE_ERROR, 3, 30, "The server could not be reached.", "Not synced: The server could not be reached." },
+    { RELAIS_SYNC_STATE_ERROR, 0, 30, NULL, "Not synced: the exchange did not complete" },
+  };
+  GtkWidget *window;
+  RelaisSyncIndicator *indicator;
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autofree char *text = relais_sync_describe (cases[i].state, cases[i].pending,
+                                                    cases[i].ago < 0 ? 0 : now - cases[i].ago,
+                                                    cases[i].error, now);
+
+      g_assert_cmpstr (text, ==, cases[i].expected);
+    }
+  /* Days ago: the date, in the locale's format. */
+  {
+    g_autoptr(GDateTime) when = g_date_time_new_from_unix_local (now - 3 * 24 * 3600);
+    g_autofree char *day = g_date_time_format (when, "%Y-%m-%d");
+    g_autofree char *date = relais_format_date (day);
+    g_autofree char *expected = g_strdup_printf ("Last synced on %s", date);
+    g_autofree char *text = relais_sync_describe (RELAIS_SYNC_STATE_IDLE, 0, now - 3 * 24 * 3600, NULL, now);
+
+    g_assert_cmpstr (text, ==, expected);
+  }
+
+  window = gtk_window_new ();
+  indicator = RELAIS_SYNC_INDICATOR (relais_sync_indicator_new ());
+  gtk_window_set_child (GTK_WINDOW (window), GTK_WIDGET (indicator));
+  gtk_window_present (GTK_WINDOW (window));
+
+  /* Not enrolled: nothing to sync, no button for it. */
+  g_assert_false (gtk_widget_get_visible (find_button_with_icon (GTK_WIDGET (indicator), "view-refresh-symbolic")));
+  gtk_test_accessible_assert_role (indicator, GTK_ACCESSIBLE_ROLE_STATUS);
+  gtk_test_accessible_assert_property (indicator, GTK_ACCESSIBLE_PROPERTY_LABEL, "Sync: Not connected to a server");
+
+  /* Syncing: a spinner instead of the icon. */
+  relais_sync_indicator_update (indicator, RELAIS_SYNC_STATE_SYNCING, 0, 0, NULL, 0);
+  g_assert_true (gtk_widget_get_visible (find_button_with_icon (GTK_WIDGET (indicator), "view-refresh-symbolic")));
+  g_assert_true (gtk_widget_get_visible (must_find (GTK_WIDGET (indicator), GTK_TYPE_SPINNER, NULL)));
+  g_assert_false (gtk_widget_get_visible (must_find (GTK_WIDGET (indicator), GTK_TYPE_IMAGE, NULL)));
+
+  /* An error stands out, and the whole message is in the tooltip. */
+  relais_sync_indicator_update (indicator, RELAIS_SYNC_STATE_ERROR, 2, 0, "The server could not be reached.", 3);
+  g_assert_false (gtk_widget_get_visible (must_find (GTK_WIDGET (indicator), GTK_TYPE_SPINNER, NULL)));
+  {
+    GtkWidget *label = must_find (GTK_WIDGET (indicator), GTK_TYPE_LABEL, NULL);
+
+    g_assert_true (gtk_widget_has_css_class (label, "error"));
+    g_assert_nonnull (strstr (gtk_widget_get_tooltip_text (label), "The server could not be reached."));
+  }
+  g_assert_true (label_shown (GTK_WIDGET (indicator), "3"));
+  gtk_test_accessible_assert_property (indicator, GTK_ACCESSIBLE_PROPERTY_LABEL,
+                                       "Sync: Not synced: The server could not be reached. 3 conflicts to review");
+  gtk_test_accessible_assert_property (must_find (GTK_WIDGET (indicator), GTK_TYPE_BUTTON, NULL),
+                                       GTK_ACCESSIBLE_PROPERTY_LABEL, "3 conflicts to review");
+  gtk_test_accessible_assert_property (find_button_with_icon (GTK_WIDGET (indicator), "view-refresh-symbolic"),
+                                       GTK_ACCESSIBLE_PROPERTY_LABEL, "Sync Now");
+
+  gtk_window_destroy (GTK_WINDOW (window));
+}
+
 static void
 test_ui_strength (void)
 {
@@ -1744,6 +1829,7 @@ main (int   argc,
 
   g_test_add_func ("/ui/strength", test_ui_strength);
   g_test_add_func ("/ui/preferences", test_ui_preferences);
+  g_test_add_func ("/ui/sync-indicator", test_ui_sync_indicator);
   g_test_add_func ("/ui/dossier-list/pages", test_ui_dossier_list_pages);
   g_test_add_func ("/ui/window/first-run", test_ui_first_run);
   g_test_add_func ("/ui/window/conflicts", test_ui_conflicts);

@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <glib/gi18n.h>
+#include <string.h>
 
 #include "relais-person-object.h"
 #include "relais-sync-indicator.h"
@@ -348,10 +349,18 @@ relais_sync_indicator_get_accessible_text (RelaisSyncIndicator *self)
   if (self->conflicts == 0)
     /* Translators: read by screen readers: "Sync: Synced 5 minutes ago". */
     return g_strdup_printf (_("Sync: %s"), self->text);
-  /* Translators: read by screen readers: "Sync: Synced 5 minutes ago. 2 conflicts to review". */
-  return g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
-                                       "Sync: %s. %u conflict to review",
-                                       "Sync: %s. %u conflicts to review",
-                                       self->conflicts),
-                          self->text, self->conflicts);
+  {
+    /* An error message ends its own sentence. */
+    g_autofree char *sentence = g_strdup (self->text);
+    gsize len = strlen (sentence);
+
+    if (len > 0 && sentence[len - 1] == '.')
+      sentence[len - 1] = '\0';
+    /* Translators: read by screen readers: "Sync: Synced 5 minutes ago. 2 conflicts to review". */
+    return g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
+                                         "Sync: %s. %u conflict to review",
+                                         "Sync: %s. %u conflicts to review",
+                                         self->conflicts),
+                            sentence, self->conflicts);
+  }
 }
