@@ -37,6 +37,7 @@ typedef struct {
   char        *store_uri;
   char        *url;
   char        *err_path;
+  char        *cainfo;     /* the certificate to trust, for https */
   GSubprocess *process;
 } Server;
 
@@ -50,7 +51,8 @@ server_path (void)
 }
 
 static Server *
-server_start (const char *dir, const char *store_uri, const char *err_name)
+server_start_full (const char *dir, const char *store_uri, const char *err_name,
+                   const char *cert, const char *key, const char *body_budget)
 {
   g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE);
   g_autoptr(GDataInputStream) out = NULL;
@@ -62,19 +64,36 @@ server_start (const char *dir, const char *store_uri, const char *err_name)
   server->store_uri = g_strdup (store_uri);
   server->err_path = g_build_filename (dir, err_name, NULL);
   g_subprocess_launcher_set_stderr_file_path (launcher, server->err_path);
-  server->process = g_subprocess_launcher_spawn (launcher, &error, server_path (), "serve",
-                                                 "--store", store_uri,
-                                                 "--listen", "127.0.0.1:0",
-                                                 "--threads", "4", NULL);
+  if (body_budget != NULL)
+    g_subprocess_launcher_setenv (launcher, "RELAIS_SERVER_BODY_BUDGET", body_budget, TRUE);
+  if (cert != NULL)
+    server->process = g_subprocess_launcher_spawn (launcher, &error, server_path (), "serve",
+                                                   "--store", store_uri,
+                                                   "--listen", "127.0.0.1:0",
+                                                   "--tls-cert", cert, "--tls-key", key,
+                                                   "--threads", "2", NULL);
+  else
+    server->process = g_subprocess_launcher_spawn (launcher, &error, server_path (), "serve",
+                                                   "--store", store_uri,
+                                                   "--listen", "127.0.0.1:0",
+                                                   "--threads", "4", NULL);
   g_assert_no_error (error);
   out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (server->process));
   line = g_data_input_stream_read_line (out, NULL, NULL, &error);
   g_assert_no_error (error);
   g_assert_nonnull (line);
-  g_assert_true (g_str_has_prefix (line, "relais-server: listening on http://127.0.0.1:"));
+  g_assert_true (g_str_has_prefix (line, cert != NULL ? "relais-server: listening on https://127.0.0.1:"
+                                                      : "relais-server: listening on http://127.0.0.1:"));
   g_assert_false (g_str_has_suffix (line, ":0"));
   server->url = g_strdup (line + strlen ("relais-server: listening on "));
+  server->cainfo = g_strdup (cert);
   return server;
+}
+
+static Server *
+server_start (const char *dir, const char *store_uri, const char *err_name)
+{
+  return server_start_full (dir, store_uri, err_name, NULL, NULL, NULL);
 }
 
 /* SIGTERM, and the exit status it ended with. */
@@ -102,6 +121,7 @@ server_free (Server *server)
   g_free (server->store_uri);
   g_free (server->url);
   g_free (server->err_path);
+  g_free (server->cainfo);
   g_free (server);
 }
 
@@ -327,6 +347,8 @@ request_tweaked (Server *server, const Device *device, const char *method, const
   curl_easy_setopt (curl, CURLOPT_HEADERFUNCTION, collect_header);
   curl_easy_setopt (curl, CURLOPT_HEADERDATA, reply);
   curl_easy_setopt (curl, CURLOPT_TIMEOUT, 60L);
+  if (server->cainfo != NULL)
+    curl_easy_setopt (curl, CURLOPT_CAINFO, server->cainfo);
   if (body != NULL)
     {
       curl_easy_setopt (curl, CURLOPT_POSTFIELDS, body);
@@ -1574,6 +1596,16 @@ test_admin (gconstpointer data)
   sodium_memzero (recovery_sk, sizeof recovery_sk);
 }
 
+static char *
+repeat_char (char c, gsize n)
+{
+  char *text = g_malloc (n + 1);
+
+  memset (text, c, n);
+  text[n] = '\0';
+  return text;
+}
+
 static guint16
 server_port (Server *server)
 {
@@ -1667,6 +1699,24 @@ test_limits (gconstpointer data)
     g_autoptr(Reply) health = request (server, NULL, "GET", "/v1/health", NULL);
 
     assert_status (health, 200);
+  }
+
+  /* More bodies at once than the memory allowed for them: 429, later. */
+  {
+    Server *tight = server_start_full (server->dir, server->store_uri, "tight.err", NULL, NULL, "100000");
+    g_autofree char *org = marker ("Orgtight");
+    g_autofree char *name = marker ("Nametight");
+    g_autoptr(Person) person = person_new (tight, name, org, FALSE);
+    g_autofree char *padding = repeat_char (' ', 200000);
+    g_autofree char *body = g_strdup_printf ("{\"changesets\":[]%s}", padding);
+    g_autoptr(Reply) refused = request (tight, person->device, "POST", "/v1/changesets", body);
+    g_autoptr(Reply) small = request (tight, person->device, "POST", "/v1/changesets", "{\"changesets\":[]}");
+
+    assert_error (refused, 429, "slow_down");
+    g_assert_cmpstr (refused->retry_after, ==, "10");
+    assert_status (small, 200);
+    g_assert_cmpint (server_stop (tight), ==, 0);
+    server_free (tight);
   }
 }
 
@@ -1815,6 +1865,55 @@ test_cli (gconstpointer data)
       g_assert_cmpstr (json_object_get_string_member (reply_object (enrolled), "recovery_key"), ==, text);
     }
   }
+}
+
+/* HTTPS with a certificate made here: verified by the client, and the
+ * same API behind it. */
+static void
+test_tls (gconstpointer data)
+{
+  SERVER_OR_SKIP ((Backend *) data);
+  g_autofree char *openssl = g_find_program_in_path ("openssl");
+  g_autofree char *cert = g_build_filename (server->dir, "cert.pem", NULL);
+  g_autofree char *key = g_build_filename (server->dir, "key.pem", NULL);
+  g_autofree char *org = marker ("Orgtls");
+  g_autofree char *name = marker ("Nametls");
+  g_autoptr(GError) error = NULL;
+  Server *tls;
+
+  if (openssl == NULL)
+    {
+      g_test_skip ("openssl is not installed: no certificate to test with");
+      return;
+    }
+  {
+    const char *argv[] = { openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                           "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=localhost",
+                           "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", NULL };
+    g_autoptr(GSubprocess) process = g_subprocess_newv (argv, G_SUBPROCESS_FLAGS_STDOUT_SILENCE
+                                                        | G_SUBPROCESS_FLAGS_STDERR_SILENCE, &error);
+
+    g_assert_no_error (error);
+    g_assert_true (g_subprocess_wait_check (process, NULL, &error));
+    g_assert_no_error (error);
+  }
+  tls = server_start_full (server->dir, server->store_uri, "tls.err", cert, key, NULL);
+  {
+    g_autoptr(Reply) health = request (tls, NULL, "GET", "/v1/health", NULL);
+    g_autoptr(Person) person = person_new (tls, name, org, FALSE);
+    g_autoptr(Reply) users = request (tls, person->device, "GET", "/v1/users", NULL);
+    g_autoptr(Reply) forged = request_tweaked (tls, person->device, "GET", "/v1/users", NULL,
+                                               &(Tweak) { .bad_signature = TRUE });
+    /* Plain HTTP to the TLS port gets no answer of the API. */
+    g_autofree char *plain = raw_exchange (tls, "GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n");
+
+    assert_status (health, 200);
+    assert_status (users, 200);
+    assert_error (forged, 401, "bad_signature");
+    g_assert_null (strstr (plain, "\"status\":\"ok\""));
+  }
+  g_assert_cmpint (server_stop (tls), ==, 0);
+  server_free (tls);
 }
 
 /* Last on a backend: the log tells nothing personal, and SIGTERM ends the
@@ -2347,6 +2446,7 @@ main (int argc, char **argv)
     { "limits", test_limits },
     { "malformed", test_malformed },
     { "cli", test_cli },
+    { "tls", test_tls },
   };
   int status;
 
@@ -2368,7 +2468,8 @@ main (int argc, char **argv)
           g_autofree char *path = g_strdup_printf ("/server/%s/%s", backends[b]->kind, http_tests[i].name);
 
           /* The PostgreSQL run repeats the protocol, not the 110 MiB upload. */
-          if (b == 1 && strcmp (http_tests[i].name, "limits") == 0)
+          if (b == 1 && (strcmp (http_tests[i].name, "limits") == 0
+                         || strcmp (http_tests[i].name, "tls") == 0))
             continue;
           g_test_add_data_func (path, backends[b], http_tests[i].func);
         }

@@ -968,6 +968,8 @@ set_error_full (RelaisServerResponse *response, const GError *error, gint64 serv
   response->error_code = relais_server_error_code (code);
   if (code == RELAIS_SERVER_ERROR_UNAVAILABLE)
     response->retry_after = 5;
+  else if (code == RELAIS_SERVER_ERROR_SLOW_DOWN)
+    response->retry_after = 10;
 }
 
 void

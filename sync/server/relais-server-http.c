@@ -27,6 +27,10 @@
 /* An endless chunked body past the limit is read and dropped for a while,
  * to answer 413 properly, then cut. */
 #define DISCARD_LIMIT       (4 * (gsize) RELAIS_SERVER_MAX_BODY)
+/* Request bodies held at once, all connections together: a crowd of
+ * 110 MiB uploads gets 429 slow_down instead of the memory of the host.
+ * Parsing takes about twice a body again, briefly. */
+#define BODY_BUDGET         ((gsize) 768 * 1024 * 1024)
 
 struct _RelaisServerHttp {
   struct MHD_Daemon *daemon;
@@ -37,6 +41,8 @@ struct _RelaisServerHttp {
   gboolean           quiet;
   char              *cert_pem;
   char              *key_pem;    /* wiped on stop */
+  gsize              body_bytes; /* held by every request, atomic */
+  gsize              body_budget;
 };
 
 /* One request, from its first line to the end of its answer. */
@@ -50,14 +56,27 @@ typedef struct {
   GByteArray       *body;
   gsize             received;
   gboolean          too_large;
+  gboolean          over_budget;
+  gsize             held;        /* of http->body_bytes */
   guint             status;
   const char       *error_code;
   gsize             out_bytes;
 } Request;
 
 static void
+request_release_body (Request *request)
+{
+  if (request->held > 0)
+    __atomic_sub_fetch (&request->http->body_bytes, request->held, __ATOMIC_RELAXED);
+  request->held = 0;
+  if (request->body != NULL)
+    g_byte_array_set_size (request->body, 0);
+}
+
+static void
 request_free (Request *request)
 {
+  request_release_body (request);
   g_free (request->uri);
   if (request->body != NULL)
     g_byte_array_unref (request->body);
@@ -238,11 +257,23 @@ access_handler (void                  *cls,
       if (!request->too_large && request->body->len + size > RELAIS_SERVER_MAX_BODY)
         {
           request->too_large = TRUE;
-          g_byte_array_set_size (request->body, 0);
+          request_release_body (request);
         }
-      if (!request->too_large)
-        g_byte_array_append (request->body, (const guint8 *) upload_data, size);
-      else if (request->received > DISCARD_LIMIT)
+      if (!request->too_large && !request->over_budget)
+        {
+          if (__atomic_add_fetch (&http->body_bytes, size, __ATOMIC_RELAXED) > http->body_budget)
+            {
+              __atomic_sub_fetch (&http->body_bytes, size, __ATOMIC_RELAXED);
+              request->over_budget = TRUE;
+              request_release_body (request);
+            }
+          else
+            {
+              request->held += size;
+              g_byte_array_append (request->body, (const guint8 *) upload_data, size);
+            }
+        }
+      if ((request->too_large || request->over_budget) && request->received > DISCARD_LIMIT)
         return MHD_NO;
       return MHD_YES;
     }
@@ -250,6 +281,9 @@ access_handler (void                  *cls,
   if (request->too_large)
     return send_error (connection, request, RELAIS_SERVER_ERROR_TOO_LARGE,
                        "The request body is larger than 110 MiB.", TRUE);
+  if (request->over_budget)
+    return send_error (connection, request, RELAIS_SERVER_ERROR_SLOW_DOWN,
+                       "The server is receiving too much at once; try again shortly.", FALSE);
 
   api_request = (RelaisServerRequest) {
     .method = method,
@@ -264,7 +298,7 @@ access_handler (void                  *cls,
   relais_server_api_handle (http->api, &api_request, &answer);
   request->route = answer.route;
   /* The body is no longer needed while the answer is sent. */
-  g_byte_array_set_size (request->body, 0);
+  request_release_body (request);
   ret = send_response (connection, request, &answer, FALSE);
   relais_server_response_clear (&answer);
   return ret;
@@ -342,6 +376,16 @@ relais_server_http_start (RelaisServerApi               *api,
 
   http->api = api;
   http->quiet = config->quiet;
+  http->body_budget = BODY_BUDGET;
+  /* For tests: a budget small enough to reach with one request. */
+  if (g_getenv ("RELAIS_SERVER_BODY_BUDGET") != NULL)
+    {
+      guint64 budget;
+
+      if (g_ascii_string_to_unsigned (g_getenv ("RELAIS_SERVER_BODY_BUDGET"), 10, 1, G_MAXSIZE,
+                                      &budget, NULL))
+        http->body_budget = budget;
+    }
 
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
