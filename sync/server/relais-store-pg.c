@@ -44,7 +44,8 @@
 #define MAX_PARAMS 12
 
 typedef struct {
-  PGconn *pg;
+  PGconn     *pg;
+  GHashTable *prepared;  /* SQL text (static strings) -> statement number + 1 */
 } Conn;
 
 typedef struct {
@@ -261,6 +262,7 @@ conn_free (Conn *conn)
   if (conn == NULL)
     return;
   PQfinish (conn->pg);
+  g_clear_pointer (&conn->prepared, g_hash_table_destroy);
   g_free (conn);
 }
 
@@ -282,6 +284,8 @@ conn_setup (RelaisStorePg  *self,
   PGresult *res;
   gboolean ok;
 
+  /* A new session has none of the old one's prepared statements. */
+  g_hash_table_remove_all (conn->prepared);
   PQsetNoticeProcessor (conn->pg, notice_processor, NULL);
   /* JIT compiling the pull (its cost estimate passes jit_above_cost with
    * 10,000 dossiers) took 35 ms of a 45 ms page: these are short
@@ -303,6 +307,7 @@ conn_open (RelaisStorePg  *self,
   const char *const values[] = { self->uri, "relais-server", "UTF8", NULL };
   Conn *conn = g_new0 (Conn, 1);
 
+  conn->prepared = g_hash_table_new (g_direct_hash, g_direct_equal);
   conn->pg = PQconnectdbParams (keywords, values, 1);
   if (conn->pg == NULL)
     {
@@ -373,8 +378,75 @@ conn_release (RelaisStorePg *self,
   g_mutex_unlock (&self->lock);
 }
 
+/* Prepares @sql in the session, once; its name goes to @name. */
+static gboolean
+prepare (RelaisStorePg  *self,
+         Conn           *conn,
+         const char     *sql,
+         int             n_params,
+         char            name[32],
+         GError        **error)
+{
+  guint number = GPOINTER_TO_UINT (g_hash_table_lookup (conn->prepared, sql));
+
+  if (number == 0)
+    {
+      PGresult *res;
+
+      number = g_hash_table_size (conn->prepared) + 1;
+      g_snprintf (name, 32, "relais_%u", number);
+      res = PQprepare (conn->pg, name, sql, n_params, NULL);
+      if (PQresultStatus (res) != PGRES_COMMAND_OK)
+        {
+          set_result_error (self, conn, res, error);
+          PQclear (res);
+          return FALSE;
+        }
+      PQclear (res);
+      g_hash_table_insert (conn->prepared, (gpointer) sql, GUINT_TO_POINTER (number));
+    }
+  g_snprintf (name, 32, "relais_%u", number);
+  return TRUE;
+}
+
 /* Runs @sql with @params and checks the result: tuples (for statements
- * that return rows) or a command's completion. */
+ * that return rows) or a command's completion.  Statements are prepared
+ * once per session (parsing and planning them each time cost as much as
+ * running most of them), unless @once: a generic plan of the pull could
+ * not weigh how many dossiers the user has. */
+static PGresult *
+run_full (RelaisStorePg  *self,
+          Conn           *conn,
+          const char     *sql,
+          const Params   *params,
+          gboolean        once,
+          GError        **error)
+{
+  int n_params = params != NULL ? params->n : 0;
+  const char *const *values = params != NULL ? params->values : NULL;
+  const int *lengths = params != NULL ? params->lengths : NULL;
+  const int *formats = params != NULL ? params->formats : NULL;
+  PGresult *res;
+  ExecStatusType status;
+
+  if (once)
+    res = PQexecParams (conn->pg, sql, n_params, NULL, values, lengths, formats, 1);
+  else
+    {
+      char name[32];
+
+      if (!prepare (self, conn, sql, n_params, name, error))
+        return NULL;
+      res = PQexecPrepared (conn->pg, name, n_params, values, lengths, formats, 1);
+    }
+  status = PQresultStatus (res);
+  if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK)
+    return res;
+  set_result_error (self, conn, res, error);
+  PQclear (res);
+  return NULL;
+}
+
 static PGresult *
 run (RelaisStorePg  *self,
      Conn           *conn,
@@ -382,20 +454,7 @@ run (RelaisStorePg  *self,
      const Params   *params,
      GError        **error)
 {
-  PGresult *res;
-  ExecStatusType status;
-
-  if (params != NULL && params->n > 0)
-    res = PQexecParams (conn->pg, sql, params->n, NULL, params->values, params->lengths,
-                        params->formats, 1);
-  else
-    res = PQexecParams (conn->pg, sql, 0, NULL, NULL, NULL, NULL, 1);
-  status = PQresultStatus (res);
-  if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK)
-    return res;
-  set_result_error (self, conn, res, error);
-  PQclear (res);
-  return NULL;
+  return run_full (self, conn, sql, params, FALSE, error);
 }
 
 static gboolean
@@ -408,6 +467,105 @@ run_ok (RelaisStorePg  *self,
   g_autoptr(PGresult) res = run (self, conn, sql, params, error);
 
   return res != NULL;
+}
+
+typedef struct {
+  const char   *sql;
+  const Params *params;  /* NULL for none */
+} Stmt;
+
+/* Sends @n statements at once and reads their @results (NULL where a
+ * statement failed or was skipped after an earlier failure): one round
+ * trip instead of @n.  The server runs them in order, each with its own
+ * snapshot, exactly as if sent one by one.  FALSE, with the first error,
+ * when any failed. */
+static gboolean
+run_pipeline (RelaisStorePg  *self,
+              Conn           *conn,
+              const Stmt     *stmts,
+              guint           n,
+              PGresult      **results,
+              GError        **error)
+{
+  char names[8][32];
+  gboolean ok = TRUE;
+
+  g_assert (n <= G_N_ELEMENTS (names));
+  memset (results, 0, n * sizeof *results);
+  for (guint i = 0; i < n; i++)
+    if (!prepare (self, conn, stmts[i].sql, stmts[i].params != NULL ? stmts[i].params->n : 0,
+                  names[i], error))
+      return FALSE;
+
+  if (!PQenterPipelineMode (conn->pg))
+    {
+      set_conn_error (self, conn, "PostgreSQL store", error);
+      return FALSE;
+    }
+  for (guint i = 0; i < n && ok; i++)
+    {
+      const Params *p = stmts[i].params;
+
+      ok = PQsendQueryPrepared (conn->pg, names[i], p != NULL ? p->n : 0,
+                                p != NULL ? p->values : NULL, p != NULL ? p->lengths : NULL,
+                                p != NULL ? p->formats : NULL, 1) == 1;
+    }
+  ok = ok && PQpipelineSync (conn->pg) == 1;
+  if (!ok)
+    {
+      /* Left in pipeline mode with a transaction open: conn_release()
+       * drops the session. */
+      set_conn_error (self, conn, "The PostgreSQL store is unavailable", error);
+      return FALSE;
+    }
+
+  for (guint i = 0; i < n; i++)
+    {
+      PGresult *res = PQgetResult (conn->pg);
+      ExecStatusType status = PQresultStatus (res);
+
+      if (res == NULL)
+        {
+          if (ok)
+            set_conn_error (self, conn, "The PostgreSQL store is unavailable", error);
+          ok = FALSE;
+          break;
+        }
+      if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK)
+        results[i] = res;
+      else
+        {
+          if (ok && status != PGRES_PIPELINE_ABORTED)
+            set_result_error (self, conn, res, error);
+          else if (ok)
+            g_set_error_literal (error, RELAIS_STORE_ERROR, RELAIS_STORE_ERROR_FAILED,
+                                 "PostgreSQL store: a statement was not run");
+          ok = FALSE;
+          PQclear (res);
+        }
+      /* The end of this statement's results. */
+      res = PQgetResult (conn->pg);
+      if (res != NULL)
+        PQclear (res);
+    }
+  /* The sync point. */
+  for (PGresult *res; (res = PQgetResult (conn->pg)) != NULL; )
+    {
+      gboolean sync = PQresultStatus (res) == PGRES_PIPELINE_SYNC;
+
+      PQclear (res);
+      if (sync)
+        break;
+    }
+  if (!PQexitPipelineMode (conn->pg) && ok)
+    {
+      set_conn_error (self, conn, "The PostgreSQL store is unavailable", error);
+      ok = FALSE;
+    }
+  if (!ok)
+    for (guint i = 0; i < n; i++)
+      g_clear_pointer (&results[i], PQclear);
+  return ok;
 }
 
 /* Rows changed by an INSERT, UPDATE or DELETE. */
@@ -427,10 +585,11 @@ run_first (RelaisStorePg  *self,
            Conn           *conn,
            const char     *sql,
            const Params   *params,
+           gboolean        once,
            GError        **error)
 {
   g_autoptr(GError) local_error = NULL;
-  PGresult *res = run (self, conn, sql, params, &local_error);
+  PGresult *res = run_full (self, conn, sql, params, once, &local_error);
 
   if (res != NULL || PQstatus (conn->pg) == CONNECTION_OK)
     {
@@ -447,7 +606,7 @@ run_first (RelaisStorePg  *self,
     }
   if (!conn_setup (self, conn, error))
     return NULL;
-  return run (self, conn, sql, params, error);
+  return run_full (self, conn, sql, params, once, error);
 }
 
 static Conn *
@@ -459,7 +618,7 @@ txn_begin (RelaisStorePg  *self,
 
   if (conn == NULL)
     return NULL;
-  res = run_first (self, conn, "BEGIN", NULL, error);
+  res = run_first (self, conn, "BEGIN", NULL, FALSE, error);
   if (res == NULL)
     {
       conn_release (self, conn);
@@ -485,19 +644,29 @@ txn_end (RelaisStorePg  *self,
 
 /* A call that is one statement: no BEGIN needed. */
 static PGresult *
-run_one (RelaisStorePg  *self,
-         const char     *sql,
-         const Params   *params,
-         GError        **error)
+run_one_full (RelaisStorePg  *self,
+              const char     *sql,
+              const Params   *params,
+              gboolean        once,
+              GError        **error)
 {
   Conn *conn = conn_acquire (self, error);
   PGresult *res;
 
   if (conn == NULL)
     return NULL;
-  res = run_first (self, conn, sql, params, error);
+  res = run_first (self, conn, sql, params, once, error);
   conn_release (self, conn);
   return res;
+}
+
+static PGresult *
+run_one (RelaisStorePg  *self,
+         const char     *sql,
+         const Params   *params,
+         GError        **error)
+{
+  return run_one_full (self, sql, params, FALSE, error);
 }
 
 /* ---- Small helpers --------------------------------------------------- */
@@ -648,7 +817,7 @@ bump_dossier (RelaisStorePg  *self,
 /* Version 1: the same tables as the SQLite store.  Every table that grows
  * with dossiers has dossier_id first in its primary key, so that it can be
  * partitioned by dossier (hash partitions on dossier_id); no index spans
- * dossiers but members_current, which is by user. */
+ * dossiers but members_user, which is by user. */
 static const char schema_v1[] =
   "CREATE TABLE meta ("
   "  key text PRIMARY KEY,"
@@ -698,8 +867,10 @@ static const char schema_v1[] =
   "  until_epoch bigint NOT NULL DEFAULT 0,"
   "  joined_seq bigint NOT NULL,"
   "  PRIMARY KEY (dossier_id, user_id, since_epoch));"
-  "CREATE INDEX members_current ON members (user_id, joined_seq) INCLUDE (dossier_id)"
-  "  WHERE until_epoch = 0;"
+  /* Not a partial index on until_epoch = 0: without statistics yet, the
+   * planner took such an index for a member check of one dossier
+   * (dossier_id and user_id given) and walked all of the user's rows. */
+  "CREATE INDEX members_user ON members (user_id, joined_seq) INCLUDE (dossier_id, until_epoch);"
   "CREATE TABLE member_keys ("
   "  dossier_id text NOT NULL,"
   "  user_id text NOT NULL,"
@@ -1911,6 +2082,57 @@ same_envelope (const PGresult  *res,
   return TRUE;
 }
 
+#define PUT_CHECK_SQL \
+  "SELECT EXISTS (SELECT 1 FROM members" \
+  "                WHERE dossier_id = $1 AND user_id = $2 AND until_epoch = 0)," \
+  "       c.seq, c.envelope" \
+  "  FROM (SELECT 1) AS one" \
+  "  LEFT JOIN changesets c ON c.dossier_id = $1 AND c.id = $3::bytea"
+
+/* SEQ_LOCK, then nextval(), in one statement: the lock's subquery holds a
+ * volatile function, so the planner keeps it apart and runs it before the
+ * row is built.  Held until the commit (see the top). */
+#define PUT_INSERT_SQL \
+  "INSERT INTO changesets" \
+  " (dossier_id, id, seq, epoch, author_user, device_id, size, created, envelope)" \
+  " SELECT $3, $4::bytea, nextval ('changeset_seq'), $5::bigint, $6, $7, $8::int4," \
+  "        $9::bigint, $10::bytea" \
+  "   FROM (SELECT pg_advisory_xact_lock ($1::int4, $2::int4)) AS l" \
+  " ON CONFLICT (dossier_id, id) DO NOTHING RETURNING seq"
+
+/* The first round trip of a push: BEGIN, the dossier's row locked FOR
+ * SHARE (a rotation of it waits for this push, or this push for it), then
+ * the author's membership and a change set stored under this id, read
+ * after the lock is held. */
+static gboolean
+put_check (RelaisStorePg               *self,
+           Conn                        *conn,
+           const RelaisStoreChangeset  *cs,
+           PGresult                   **out_epoch,
+           PGresult                   **out_check,
+           GError                     **error)
+{
+  PGresult *results[3];
+  Params lock = { 0 };
+  Params check = { 0 };
+  const Stmt stmts[] = {
+    { "BEGIN", NULL },
+    { EPOCH_SQL_SHARE, &lock },
+    { PUT_CHECK_SQL, &check },
+  };
+
+  p_text (&lock, cs->dossier_id);
+  p_text (&check, cs->dossier_id);
+  p_text (&check, cs->author_user);
+  p_blob (&check, cs->id, 16);
+  if (!run_pipeline (self, conn, stmts, G_N_ELEMENTS (stmts), results, error))
+    return FALSE;
+  PQclear (results[0]);
+  *out_epoch = results[1];
+  *out_check = results[2];
+  return TRUE;
+}
+
 static gboolean
 changeset_put_in (RelaisStorePg               *self,
                   Conn                        *conn,
@@ -1921,47 +2143,50 @@ changeset_put_in (RelaisStorePg               *self,
                   GError                     **error)
 {
   g_autoptr(GError) local_error = NULL;
+  g_autoptr(PGresult) epoch_res = NULL;
   g_autoptr(PGresult) res = NULL;
   gsize env_len;
   const guint8 *env = g_bytes_get_data (cs->envelope, &env_len);
   guint32 epoch;
   Params p = { 0 };
 
-  /* FOR SHARE: a rotation of this dossier waits for this push, or this
-   * push for it.  An unknown dossier and a dossier of others look the
-   * same to the pusher: NOT_MEMBER, so that ids cannot be probed. */
-  if (!dossier_epoch_in (self, conn, cs->dossier_id, EPOCH_SQL_SHARE, &epoch, &local_error))
+  /* A pooled session whose server went away: once more on a new one
+   * (nothing was written). */
+  if (!put_check (self, conn, cs, &epoch_res, &res, &local_error))
     {
-      if (g_error_matches (local_error, RELAIS_STORE_ERROR, RELAIS_STORE_ERROR_NOT_FOUND))
-        g_set_error_literal (error, RELAIS_STORE_ERROR, RELAIS_STORE_ERROR_NOT_MEMBER,
-                             "The author is not a member of this dossier");
-      else
-        g_propagate_error (error, g_steal_pointer (&local_error));
-      return FALSE;
+      if (PQstatus (conn->pg) == CONNECTION_OK)
+        {
+          g_propagate_error (error, g_steal_pointer (&local_error));
+          return FALSE;
+        }
+      g_clear_error (&local_error);
+      PQreset (conn->pg);
+      if (PQstatus (conn->pg) != CONNECTION_OK)
+        {
+          set_conn_error (self, conn, "Cannot connect to the PostgreSQL store", error);
+          return FALSE;
+        }
+      if (!conn_setup (self, conn, error)
+          || !put_check (self, conn, cs, &epoch_res, &res, error))
+        return FALSE;
     }
 
-  /* Membership and a change set already stored under this id, at once.
-   * A retried push answers with the stored seq, even after a rotation. */
-  p_text (&p, cs->dossier_id);
-  p_text (&p, cs->author_user);
-  p_blob (&p, cs->id, 16);
-  res = run (self, conn,
-             "SELECT EXISTS (SELECT 1 FROM members"
-             "                WHERE dossier_id = $1 AND user_id = $2 AND until_epoch = 0),"
-             "       c.seq, c.envelope"
-             "  FROM (SELECT 1) AS one"
-             "  LEFT JOIN changesets c ON c.dossier_id = $1 AND c.id = $3::bytea",
-             &p, error);
-  if (res == NULL)
-    return FALSE;
-  if (!r_bool (res, 0, 0))
+  /* An unknown dossier and a dossier of others look the same to the
+   * pusher: NOT_MEMBER, so that ids cannot be probed. */
+  if (PQntuples (epoch_res) == 0 || !r_bool (res, 0, 0))
     {
       g_set_error_literal (error, RELAIS_STORE_ERROR, RELAIS_STORE_ERROR_NOT_MEMBER,
                            "The author is not a member of this dossier");
       return FALSE;
     }
+  epoch = (guint32) r_int (epoch_res, 0, 0);
+  /* A retried push answers with the stored seq, even after a rotation. */
   if (!PQgetisnull (res, 0, 1))
-    return same_envelope (res, env, env_len, out_seq, out_duplicate, error);
+    {
+      if (!same_envelope (res, env, env_len, out_seq, out_duplicate, error))
+        return FALSE;
+      return run_ok (self, conn, "COMMIT", NULL, error);
+    }
   g_clear_pointer (&res, PQclear);
 
   if (cs->epoch != epoch)
@@ -1972,10 +2197,14 @@ changeset_put_in (RelaisStorePg               *self,
       return FALSE;
     }
 
-  /* SEQ_LOCK, then nextval(), in one statement: the lock's subquery runs
-   * before the row is built.  Held until the commit (see the top). */
+  /* The second round trip: the insert and the commit. */
   {
+    PGresult *results[2];
     Params ins = { 0 };
+    const Stmt stmts[] = {
+      { PUT_INSERT_SQL, &ins },
+      { "COMMIT", NULL },
+    };
 
     p_int (&ins, LOCK_CLASS);
     p_int (&ins, SEQ_LOCK);
@@ -1987,16 +2216,10 @@ changeset_put_in (RelaisStorePg               *self,
     p_int (&ins, (gint64) env_len);
     p_int (&ins, now);
     p_blob (&ins, env, env_len);
-    res = run (self, conn,
-               "INSERT INTO changesets"
-               " (dossier_id, id, seq, epoch, author_user, device_id, size, created, envelope)"
-               " SELECT $3, $4::bytea, nextval ('changeset_seq'), $5::bigint, $6, $7, $8::int4,"
-               "        $9::bigint, $10::bytea"
-               "   FROM (SELECT pg_advisory_xact_lock ($1::int4, $2::int4)) AS l"
-               " ON CONFLICT (dossier_id, id) DO NOTHING RETURNING seq",
-               &ins, error);
-    if (res == NULL)
+    if (!run_pipeline (self, conn, stmts, G_N_ELEMENTS (stmts), results, error))
       return FALSE;
+    res = results[0];
+    PQclear (results[1]);
   }
   if (PQntuples (res) == 1)
     {
@@ -2008,7 +2231,7 @@ changeset_put_in (RelaisStorePg               *self,
 
   /* The same id, pushed at the same moment through another connection,
    * committed first: a duplicate or a conflict after all. */
-  p.n = 1;
+  p_text (&p, cs->dossier_id);
   p_blob (&p, cs->id, 16);
   res = run (self, conn,
              "SELECT seq, envelope FROM changesets WHERE dossier_id = $1 AND id = $2::bytea",
@@ -2024,6 +2247,7 @@ changeset_put_in (RelaisStorePg               *self,
   return same_envelope (res, env, env_len, out_seq, out_duplicate, error);
 }
 
+/* Two round trips (see put_check), committed within changeset_put_in. */
 static gboolean
 pg_changeset_put (RelaisStore                 *store,
                   const RelaisStoreChangeset  *changeset,
@@ -2033,13 +2257,15 @@ pg_changeset_put (RelaisStore                 *store,
                   GError                     **error)
 {
   RelaisStorePg *self = (RelaisStorePg *) store;
-  Conn *conn = txn_begin (self, error);
+  Conn *conn = conn_acquire (self, error);
+  gboolean ok;
 
   if (conn == NULL)
     return FALSE;
-  return txn_end (self, conn,
-                  changeset_put_in (self, conn, changeset, now, out_seq, out_duplicate, error),
-                  error);
+  ok = changeset_put_in (self, conn, changeset, now, out_seq, out_duplicate, error);
+  /* On failure the transaction is rolled back here. */
+  conn_release (self, conn);
+  return ok;
 }
 
 /* The pull, in one statement (its own snapshot):
@@ -2047,7 +2273,7 @@ pg_changeset_put (RelaisStore                 *store,
  *    cursor on, and those pushed before the user joined a dossier (vis =
  *    joined_seq) for dossiers joined at or after the cursor.  Each is a
  *    LATERAL range scan of changesets_pull per dossier of the user (from
- *    members_current), at most $6 rows each, so that a dossier with a long
+ *    members_user), at most $6 rows each, so that a dossier with a long
  *    history does not make every page sort all of it;
  *  - page: the first $6 of those in (vis, seq) order, with their running
  *    size;
@@ -2115,7 +2341,7 @@ pg_changeset_pull (RelaisStore              *store,
   p_int (&p, (gint64) after->seq);
   p_int (&p, (gint64) limit + 1);
   p_int (&p, (gint64) MIN (max_bytes, (gsize) G_MAXINT64));
-  res = run_one (self, pull_sql, &p, error);
+  res = run_one_full (self, pull_sql, &p, TRUE, error);
   if (res == NULL)
     return NULL;
 
