@@ -191,7 +191,8 @@ typedef struct {
   GThread *thread;
   GBytes  *reply;
   guint    linger_ms;   /* wait this long after the reply before closing */
-  GString *request;
+  guint    repeat;      /* connections to answer, one request each */
+  GString *request;     /* the last one */
 } Canned;
 
 static gsize
@@ -205,16 +206,32 @@ content_length (const char *headers)
   return 0;
 }
 
+static void canned_answer (Canned *c, GSocket *conn);
+
 static gpointer
 canned_run (gpointer data)
 {
   Canned *c = data;
-  g_autoptr(GSocket) conn = g_socket_accept (c->socket, NULL, NULL);
+
+  for (guint i = 0; i < MAX (c->repeat, 1u); i++)
+    {
+      g_autoptr(GSocket) conn = g_socket_accept (c->socket, NULL, NULL);
+
+      if (conn == NULL)
+        break;
+      g_string_truncate (c->request, 0);
+      canned_answer (c, conn);
+    }
+  return NULL;
+}
+
+static void
+canned_answer (Canned  *c,
+               GSocket *conn)
+{
   gsize sent = 0, len;
   const char *reply;
 
-  if (conn == NULL)
-    return NULL;
   g_socket_set_timeout (conn, 20);
   for (;;)
     {
@@ -247,7 +264,6 @@ canned_run (gpointer data)
   if (c->linger_ms > 0)
     g_usleep (c->linger_ms * 1000);
   g_socket_close (conn, NULL);
-  return NULL;
 }
 
 static Canned *
@@ -575,6 +591,70 @@ test_push_answer_mismatch (void)
   g_assert_error (error, RELAIS_CLIENT_ERROR, RELAIS_CLIENT_ERROR_PROTOCOL);
   canned_free (c);
   relais_dossier_key_free (key);
+}
+
+/* A stalled request ends soon after it is cancelled, as cancelled. */
+static gpointer
+cancel_later (gpointer data)
+{
+  g_usleep (300 * 1000);
+  g_cancellable_cancel (data);
+  return NULL;
+}
+
+static void
+test_cancel (void)
+{
+  const char *stall = "HTTP/1.1 200 OK\r\nContent-Length: 200\r\n\r\n{";
+  g_autoptr(GBytes) bytes = g_bytes_new_static (stall, strlen (stall));
+  Canned *c = canned_new_bytes (bytes, 4000);
+  g_autoptr(RelaisClient) client = canned_client (c);
+  g_autoptr(RelaisDeviceKey) dk = relais_device_key_generate ();
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(RelaisPullPage) page = NULL;
+  GThread *thread = g_thread_new ("cancel", cancel_later, cancellable);
+  gint64 t0 = g_get_monotonic_time ();
+
+  relais_client_set_device (client, "device-1", dk->sk);
+  page = relais_client_pull (client, NULL, 10, cancellable, &error);
+  g_assert_null (page);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_assert_false (relais_client_error_is_transient (error));
+  g_assert_cmpint (g_get_monotonic_time () - t0, <, 3 * G_USEC_PER_SEC);
+  g_thread_join (thread);
+  canned_free (c);
+}
+
+/* A server whose pages say "more" without moving the cursor would keep an
+ * exchange pulling for ever: it is refused after the first such page. */
+static void
+test_spool_cursor_stuck (void)
+{
+  const char *body = "{\"changesets\":[],\"cursor\":\"abc\",\"more\":true}";
+  g_autofree char *text = g_strdup_printf ("HTTP/1.1 200 OK\r\nConnection: close\r\n"
+                                           "Content-Length: %zu\r\n\r\n%s", strlen (body), body);
+  g_autoptr(GBytes) bytes = g_bytes_new (text, strlen (text));
+  Canned *c = canned_new_bytes (bytes, 0);
+  g_autofree char *vault = relais_test_make_tmpdir ("relais-spool-stuck");
+  g_autofree char *url = g_strdup_printf ("http://127.0.0.1:%u", c->port);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(RelaisSpool) spool = relais_spool_open (vault, &error);
+  g_autoptr(RelaisDeviceKey) dk = relais_device_key_generate ();
+  RelaisSpoolIdentity identity = { url, NULL, "user-1", "org", "device-1" };
+  RelaisExchangeReport report;
+  g_autofree char *last = NULL;
+
+  c->repeat = 2;
+  g_assert_true (relais_spool_set_identity (spool, &identity, dk->sk, &error));
+  g_assert_false (relais_spool_exchange (spool, &report, NULL, &error));
+  g_assert_error (error, RELAIS_CLIENT_ERROR, RELAIS_CLIENT_ERROR_PROTOCOL);
+  g_assert_false (relais_client_error_is_transient (error));
+  last = relais_spool_get_last_error (spool);
+  g_assert_cmpstr (last, ==, error->message);
+  g_assert_cmpint (relais_spool_get_last_success (spool), ==, 0);
+  canned_free (c);
+  relais_test_rm_rf (vault);
 }
 
 /* The parsers ------------------------------------------------------------------ */
@@ -2314,12 +2394,14 @@ main (int argc,
   g_test_add_func ("/client/network/signing", test_signing);
   g_test_add_func ("/client/network/statuses", test_statuses);
   g_test_add_func ("/client/network/push-answer-mismatch", test_push_answer_mismatch);
+  g_test_add_func ("/client/network/cancel", test_cancel);
   g_test_add_func ("/client/parse/valid", test_parse_valid);
   g_test_add_func ("/client/parse/hostile", test_parse_hostile);
   g_test_add_func ("/client/parse/mutations", test_parse_mutations);
   g_test_add_func ("/client/spool/files", test_spool_files);
   g_test_add_func ("/client/spool/hostile", test_spool_hostile);
   g_test_add_func ("/client/spool/offline", test_spool_offline);
+  g_test_add_func ("/client/spool/cursor-stuck", test_spool_cursor_stuck);
   g_test_add_func ("/client/server/endpoints", test_server_client);
   g_test_add_func ("/client/server/spool-share", test_server_spool_share);
   g_test_add_func ("/client/server/killed-mid-exchange", test_server_killed);
