@@ -209,7 +209,9 @@ void relais_store_member_free (RelaisStoreMember *member);
  * @wrapped_keys whose user_id is set and the recovery wraps of those whose
  * user_id is NULL (element type RelaisStoreWrappedKey, all at epoch 1).
  * EXISTS when the dossier exists (the server then answers as if created
- * when the caller is already a member: a retried creation). */
+ * when the caller is already a member: a retried creation), or when a
+ * member is listed twice; NOT_FOUND when a member is not a user;
+ * EPOCH_RETIRED when a key is not at epoch 1.  Nothing is created then. */
 gboolean  relais_store_dossier_create (RelaisStore  *store,
                                        const char   *dossier_id,
                                        GPtrArray    *wrapped_keys,
@@ -239,7 +241,12 @@ gboolean  relais_store_dossier_keys   (RelaisStore  *store,
 /* Makes @user_id a member (again), since the current epoch, with its
  * wrapped keys for the epochs in @wrapped_keys (element type
  * RelaisStoreWrappedKey, user_id = @user_id).  The member becomes visible
- * to pulls at a fresh sequence number (see _changeset_pull). */
+ * to pulls at a fresh sequence number (see _changeset_pull).  A member
+ * shared with again (a retried share) only gets the keys replaced.
+ * NOT_FOUND for an unknown dossier or user; NOT_MEMBER when a key names
+ * another user; EPOCH_RETIRED for a key beyond the current epoch.  A
+ * member removed and shared with again keeps both periods in the member
+ * list of _dossier_keys. */
 gboolean  relais_store_dossier_share  (RelaisStore  *store,
                                        const char   *dossier_id,
                                        const char   *user_id,
@@ -249,7 +256,9 @@ gboolean  relais_store_dossier_share  (RelaisStore  *store,
  * the dossier to @new_epoch, which must be the current one + 1
  * (EPOCH_RETIRED otherwise), and stores @wrapped_keys (every remaining
  * member's and the recovery key's at @new_epoch).  NOT_MEMBER when
- * @user_id is not a current member. */
+ * @user_id is not a current member, or when a key is wrapped for someone
+ * who is not a remaining member; EPOCH_RETIRED when a key is not at
+ * @new_epoch; NOT_FOUND for an unknown dossier. */
 gboolean  relais_store_dossier_unshare (RelaisStore  *store,
                                         const char   *dossier_id,
                                         const char   *user_id,
@@ -279,10 +288,11 @@ typedef struct {
 } RelaisStoreChangeset;
 
 /* Stores a change set with the next sequence number, in one transaction
- * that also checks the author is a current member (NOT_MEMBER) and the
- * epoch is the dossier's current one (EPOCH_RETIRED).  When the id is
- * already stored in that dossier with the same bytes, sets *@out_duplicate
- * and returns its seq; with other bytes, ID_CONFLICT. */
+ * that also checks the author is a current member (NOT_MEMBER, also for
+ * an unknown dossier, so that ids cannot be probed) and the epoch is the
+ * dossier's current one (EPOCH_RETIRED).  When the id is already stored
+ * in that dossier with the same bytes, sets *@out_duplicate and returns
+ * its seq, even after a rotation; with other bytes, ID_CONFLICT. */
 gboolean  relais_store_changeset_put  (RelaisStore                *store,
                                        const RelaisStoreChangeset *changeset,
                                        gint64                      now,
@@ -307,9 +317,10 @@ void relais_store_pulled_free (RelaisStorePulled *pulled);
  * pushed by @exclude_device, after @after in (vis, seq) order, where vis =
  * max (seq, member.joined_seq): a dossier shared with the user becomes
  * visible at once, whole, after what the user has already pulled, so the
- * cursor needs no per-dossier state.  At most @limit change sets and about
- * @max_bytes of envelopes (at least one).  Sets *@out_more when more
- * follow.  Element type RelaisStorePulled. */
+ * cursor needs no per-dossier state.  At most @limit change sets (> 0),
+ * and at most @max_bytes of envelopes but for the first, which always
+ * comes.  Sets *@out_more when more follow.  Element type RelaisStorePulled.  @after may be NULL: from the
+ * start. */
 GPtrArray *relais_store_changeset_pull (RelaisStore             *store,
                                         const char              *user_id,
                                         const char              *exclude_device,
