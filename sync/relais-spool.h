@@ -13,8 +13,10 @@ G_BEGIN_DECLS
  *
  *   VAULT_DIR/spool/             0700
  *     state.json                 server, cacert, user id, org, device id,
- *                                pull cursor, last success, last error
+ *                                pull cursor, last success, last error,
+ *                                the counter of in/ names
  *     device.key                 0600, the device's Ed25519 secret key
+ *     lock                       flock()ed by an exchange: one at a time
  *     out/ID.rlcs                envelopes to push (ID: change-set id, hex)
  *     register/DOSSIER.json      dossiers to register before their pushes
  *     in/SEQ-ID.rlcs             pulled envelopes, to apply at unlock, in
@@ -28,7 +30,10 @@ G_BEGIN_DECLS
  * Every file is written whole (temporary file, fsync, rename, fsync of the
  * directory) before the step that depends on it: a pulled envelope is on
  * disk before the cursor that passes it is saved; a pushed one leaves out/
- * only after the server said stored or duplicate. */
+ * only after the server said stored or duplicate.  Names starting with a
+ * dot (".tmp-", ".pull-") are files being written: never listed.  A pulled
+ * page is written hidden, made durable by one syncfs(), then named, so a
+ * name always holds a whole file. */
 
 typedef struct _RelaisSpool RelaisSpool;
 
