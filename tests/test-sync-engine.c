@@ -1239,7 +1239,11 @@ test_units (void)
 
   g_assert_true (g_key_file_load_from_file (keys, service, G_KEY_FILE_NONE, &error));
   g_assert_no_error (error);
-  g_assert_cmpstr (g_key_file_get_string (keys, "Service", "Type", NULL), ==, "oneshot");
+  {
+    g_autofree char *type = g_key_file_get_string (keys, "Service", "Type", NULL);
+
+    g_assert_cmpstr (type, ==, "oneshot");
+  }
   exec = g_key_file_get_string (keys, "Service", "ExecStart", &error);
   g_assert_no_error (error);
   g_assert_nonnull (strstr (exec, "relaisctl sync --background"));
@@ -1250,8 +1254,13 @@ test_units (void)
   g_assert_no_error (error);
   g_assert_true (g_key_file_has_key (keys, "Timer", "OnCalendar", NULL));
   g_assert_true (g_key_file_has_key (keys, "Timer", "OnBootSec", NULL));
-  g_assert_cmpstr (g_key_file_get_string (keys, "Timer", "Persistent", NULL), ==, "true");
-  g_assert_cmpstr (g_key_file_get_string (keys, "Install", "WantedBy", NULL), ==, "timers.target");
+  {
+    g_autofree char *persistent = g_key_file_get_string (keys, "Timer", "Persistent", NULL);
+    g_autofree char *wanted_by = g_key_file_get_string (keys, "Install", "WantedBy", NULL);
+
+    g_assert_cmpstr (persistent, ==, "true");
+    g_assert_cmpstr (wanted_by, ==, "timers.target");
+  }
 
   text = g_find_program_in_path ("systemd-analyze");
   if (text != NULL)
