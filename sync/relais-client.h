@@ -36,7 +36,9 @@ typedef enum {
 
 GQuark relais_client_error_quark (void);
 
-/* Whether a failed exchange may succeed when tried again unchanged. */
+/* Whether a failed exchange may succeed when tried again unchanged:
+ * NETWORK, UNAVAILABLE and REPLAYED (a retry signs with a new nonce).
+ * Cancellation (G_IO_ERROR_CANCELLED) is not. */
 gboolean relais_client_error_is_transient (const GError *error);
 
 typedef struct _RelaisClient RelaisClient;

@@ -136,7 +136,12 @@ typedef struct {
  * Also fetches the keys of dossiers in in/ that keys/ lacks.  Returns TRUE
  * only when the whole exchange completed; on a cut it keeps everything
  * done so far and fails with the client's error (the next exchange
- * resumes).  On REVOKED, wipes the spool; the caller wipes the vault. */
+ * resumes).  A change set or registration the server refuses (other than
+ * epoch_retired, which moves to retired/) stays queued and is counted in
+ * @report->refused; the rest of the exchange goes on, then it fails with
+ * the first refusal's code (FORBIDDEN, CONFLICT…), not transient.  While
+ * another exchange of the spool runs, fails at once with UNAVAILABLE.  On
+ * REVOKED, wipes the spool; the caller wipes the vault. */
 gboolean relais_spool_exchange (RelaisSpool           *spool,
                                 RelaisExchangeReport  *report,
                                 GCancellable          *cancellable,
