@@ -1267,11 +1267,15 @@ add_dossier_keys (JsonBuilder *builder, const char *dossier_id, guint32 epoch,
   json_builder_end_object (builder);
 }
 
-/* The keys of @dossier_id as @user_id holds them; NOT_MEMBER, NOT_FOUND. */
+/* The keys of @dossier_id as @user_id holds them; NOT_MEMBER, NOT_FOUND.
+ * The current epoch is read from the dossier, or, when @epoch_from_keys
+ * (a pull's hundreds of dossiers), taken as the highest epoch of the
+ * member's keys: every way in (create, share, grant, unshare) gives a
+ * current member the current epoch's key, as the handlers check. */
 static gboolean
-load_dossier_keys (Call *call, const char *dossier_id, const char *user_id,
-                   guint32 *out_epoch, GPtrArray **out_keys, GPtrArray **out_members,
-                   GError **error)
+load_dossier_keys_full (Call *call, const char *dossier_id, const char *user_id,
+                        gboolean epoch_from_keys, guint32 *out_epoch,
+                        GPtrArray **out_keys, GPtrArray **out_members, GError **error)
 {
   GError *local = NULL;
 
@@ -1286,6 +1290,13 @@ load_dossier_keys (Call *call, const char *dossier_id, const char *user_id,
       propagate_store_error (error, local);
       return FALSE;
     }
+  if (epoch_from_keys && (*out_keys)->len > 0)
+    {
+      *out_epoch = 0;
+      for (guint i = 0; i < (*out_keys)->len; i++)
+        *out_epoch = MAX (*out_epoch, ((RelaisStoreWrappedKey *) g_ptr_array_index (*out_keys, i))->epoch);
+      return TRUE;
+    }
   if (!get_epoch (call, dossier_id, out_epoch, error))
     {
       g_clear_pointer (out_keys, g_ptr_array_unref);
@@ -1293,6 +1304,15 @@ load_dossier_keys (Call *call, const char *dossier_id, const char *user_id,
       return FALSE;
     }
   return TRUE;
+}
+
+static gboolean
+load_dossier_keys (Call *call, const char *dossier_id, const char *user_id,
+                   guint32 *out_epoch, GPtrArray **out_keys, GPtrArray **out_members,
+                   GError **error)
+{
+  return load_dossier_keys_full (call, dossier_id, user_id, FALSE, out_epoch,
+                                 out_keys, out_members, error);
 }
 
 /* ---- Handlers -------------------------------------------------------- */
@@ -1863,8 +1883,8 @@ handle_pull (Call *call, RelaisServerResponse *response, GError **error)
       if (!known)
         {
           dossier = g_new0 (PulledDossier, 1);
-          if (!load_dossier_keys (call, item->dossier_id, call->user->user_id, &dossier->epoch,
-                                  &dossier->keys, &dossier->members, &local))
+          if (!load_dossier_keys_full (call, item->dossier_id, call->user->user_id, TRUE,
+                                       &dossier->epoch, &dossier->keys, &dossier->members, &local))
             {
               pulled_dossier_free (dossier);
               /* Removed from the team since the page was read: what it

@@ -297,6 +297,10 @@ access_handler (void                  *cls,
   };
   relais_server_api_handle (http->api, &api_request, &answer);
   request->route = answer.route;
+  /* An enrolment body holds a code: single use, but no need to leave it
+   * in freed memory. */
+  if (strcmp (request->route, "/v1/enrol") == 0)
+    sodium_memzero (request->body->data, request->body->len);
   /* The body is no longer needed while the answer is sent. */
   request_release_body (request);
   ret = send_response (connection, request, &answer, FALSE);
