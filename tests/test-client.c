@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <gio/gio.h>
 #include <glib/gstdio.h>
@@ -2232,6 +2233,78 @@ test_server_killed (void)
   relais_test_rm_rf (vb);
 }
 
+/* A disk that refuses the pulled envelopes (here a file size limit, as a
+ * full disk would): the exchange fails, nothing half-written is left under
+ * a name, the cursor stays; with room again, the next one converges. */
+static void
+test_server_disk_full (void)
+{
+  Server *s;
+  g_autoptr(Device) a = NULL;
+  g_autoptr(Device) a2 = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) members = NULL;
+  g_autoptr(GPtrArray) batch = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+  g_autoptr(GPtrArray) results = NULL;
+  g_autofree char *vault = relais_test_make_tmpdir ("relais-client-full");
+  g_autoptr(RelaisSpool) spool = NULL;
+  g_autoptr(GHashTable) ids = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  guint8 *key = relais_dossier_key_new ();
+  RelaisExchangeReport report;
+  struct rlimit saved, small;
+  void (*old_handler) (int);
+
+  SKIP_WITHOUT_SERVER ();
+  s = server_new ();
+  a = new_user (s, "Aïcha Benali", "CCAS Nord");
+  {
+    g_autofree char *code2 = server_admin (s, "user", "code", a->user_id, NULL);
+
+    a2 = device_enrol (s, code2);
+  }
+  members = member_wraps (key, DOSSIER, a);
+  g_assert_true (relais_client_dossier_create (a->client, DOSSIER, members, NULL, NULL, &error));
+  for (guint i = 0; i < 50; i++)
+    g_ptr_array_add (batch, seal_one (DOSSIER, 1, key, a->user_id, a->device_id, a->keys->sign_sk, 20));
+  results = relais_client_push (a->client, batch, NULL, &error);
+  g_assert_no_error (error);
+  spool = device_spool (s, a2, vault);
+
+  /* Envelopes of 20 operations pass 2,000 bytes; state.json does not. */
+  g_assert_cmpint (getrlimit (RLIMIT_FSIZE, &saved), ==, 0);
+  small = saved;
+  small.rlim_cur = 2000;
+  old_handler = signal (SIGXFSZ, SIG_IGN);
+  g_assert_cmpint (setrlimit (RLIMIT_FSIZE, &small), ==, 0);
+  g_assert_false (relais_spool_exchange (spool, &report, NULL, &error));
+  g_assert_cmpint (setrlimit (RLIMIT_FSIZE, &saved), ==, 0);
+  signal (SIGXFSZ, old_handler);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_FAILED);
+  g_clear_error (&error);
+  g_assert_cmpuint (report.pulled, ==, 0);
+  g_assert_cmpuint (count_files (relais_spool_get_dir (spool), "in"), ==, 0);
+  g_assert_cmpint (relais_spool_get_last_success (spool), ==, 0);
+  {
+    g_autofree char *last = relais_spool_get_last_error (spool);
+
+    g_assert_nonnull (last);
+  }
+
+  g_assert_true (relais_spool_exchange (spool, &report, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (report.pulled, ==, 50);
+  g_assert_cmpuint (open_in (spool, a2, DOSSIER, ids), ==, 50 * 20);
+  {
+    g_autofree char *last = relais_spool_get_last_error (spool);
+
+    g_assert_null (last);
+  }
+
+  relais_dossier_key_free (key);
+  server_free (s);
+  relais_test_rm_rf (vault);
+}
+
 /* Client throughput against the real server (SQLite store): pushes of 100
  * change sets of 20 operations, then pulls of 500 by another device. */
 static void
@@ -2412,6 +2485,7 @@ main (int argc,
   g_test_add_func ("/client/server/endpoints", test_server_client);
   g_test_add_func ("/client/server/spool-share", test_server_spool_share);
   g_test_add_func ("/client/server/killed-mid-exchange", test_server_killed);
+  g_test_add_func ("/client/server/disk-full", test_server_disk_full);
   g_test_add_func ("/client/server/tls", test_server_tls);
   g_test_add_func ("/client/server/throughput", test_server_throughput);
   return g_test_run ();
