@@ -197,9 +197,9 @@ static const char * const migrations[] = {
   "  recovery_pk BLOB,"
   "  admin       INTEGER NOT NULL DEFAULT 0"
   ");"
-  /* Each dossier this vault holds a key of: its current epoch, and whether
-   * the server is known to have it (0: its registration is queued in the
-   * spool, re-queued with each seal until an exchange completes). */
+  /* Each dossier this vault holds a key of: its current epoch, and where
+   * it stands on the server (registered: 0 made here, its registration not
+   * queued yet; 1 queued in the spool; 2 the server has it). */
   "CREATE TABLE IF NOT EXISTS sync_dossier ("
   "  dossier    TEXT PRIMARY KEY NOT NULL,"
   "  epoch      INTEGER NOT NULL,"

@@ -32,6 +32,13 @@
 
 #define STATE_SEALED_SEQ "sealed_seq"
 
+/* sync_dossier.registered: where the dossier stands on the server. */
+typedef enum {
+  REG_NONE = 0,     /* made here, its registration not yet queued */
+  REG_QUEUED = 1,   /* its registration waits in spool/register */
+  REG_KNOWN = 2,    /* the server has it (an exchange completed, or keys came from it) */
+} RegState;
+
 /* What one batch of received envelopes may hold before it is committed,
  * and what is read from spool/in at once. */
 #define APPLY_BATCH_ENVELOPES 1024
@@ -393,20 +400,20 @@ state_set_int (RelaisVault  *vault,
  * ------------------------------------------------------------------------ */
 
 /* The current epoch of @dossier, 0 when the vault holds no key of it.
- * *@out_registered: whether the server is known to have it. */
+ * *@out_reg: where it stands on the server. */
 static gboolean
 dossier_get (RelaisVault  *vault,
              const char   *dossier,
              guint32      *out_epoch,
-             gboolean     *out_registered,
+             RegState     *out_reg,
              GError      **error)
 {
   g_auto(RelaisStmt) stmt = NULL;
   int rc;
 
   *out_epoch = 0;
-  if (out_registered != NULL)
-    *out_registered = FALSE;
+  if (out_reg != NULL)
+    *out_reg = REG_NONE;
   stmt = relais_oplog_prepare (vault,
                                "SELECT epoch, registered FROM sync_dossier WHERE dossier = ?1",
                                error);
@@ -417,8 +424,8 @@ dossier_get (RelaisVault  *vault,
   if (rc == SQLITE_ROW)
     {
       *out_epoch = (guint32) sqlite3_column_int64 (stmt, 0);
-      if (out_registered != NULL)
-        *out_registered = sqlite3_column_int (stmt, 1) != 0;
+      if (out_reg != NULL)
+        *out_reg = (RegState) CLAMP (sqlite3_column_int (stmt, 1), REG_NONE, REG_KNOWN);
     }
   else if (rc != SQLITE_DONE)
     return db_failed (vault, rc, error);
@@ -492,7 +499,7 @@ static gboolean
 dossier_put (RelaisVault  *vault,
              const char   *dossier,
              guint32       epoch,
-             gboolean      registered,
+             RegState      reg,
              GError      **error)
 {
   g_auto(RelaisStmt) stmt = NULL;
@@ -508,7 +515,7 @@ dossier_put (RelaisVault  *vault,
     return FALSE;
   sqlite3_bind_text (stmt, 1, dossier, -1, SQLITE_STATIC);
   sqlite3_bind_int64 (stmt, 2, epoch);
-  sqlite3_bind_int (stmt, 3, registered ? 1 : 0);
+  sqlite3_bind_int (stmt, 3, reg);
   rc = sqlite3_step (stmt);
   if (rc != SQLITE_DONE)
     return db_failed (vault, rc, error);
@@ -609,7 +616,7 @@ import_keys_with (RelaisVault              *vault,
   /* The current epoch is the newest one whose key we hold: sealing with
    * an epoch we cannot read would be pointless. */
   if (newest > 0 && !dossier_put (vault, keys->dossier_id, MIN (newest, MAX (keys->epoch, 1)),
-                                  TRUE, error))
+                                  REG_KNOWN, error))
     goto fail;
 
   return commit_own (vault, own, error);
@@ -877,9 +884,10 @@ seal_dossier_ops (Sealer        *sealer,
 }
 
 /* Queues the registration of @dossier (at epoch 1, its key wrapped for
- * the user and the organisation's recovery key).  Queued again at every
- * seal until an exchange completes: the server takes a retried creation
- * by a member. */
+ * the user and the organisation's recovery key).  The vault records it
+ * queued in the transaction that advances sealed_seq: after a crash before
+ * that, it is queued again, which the server takes (a retried creation by
+ * a member). */
 static gboolean
 queue_registration (Sealer      *sealer,
                     const char  *dossier,
@@ -915,7 +923,7 @@ queue_registration (Sealer      *sealer,
  * dossier made here.  Fresh keys are committed (in one transaction: an
  * import may bring thousands of dossiers) before anything sealed with them
  * is written, so that a crash never leaves envelopes whose key is lost.
- * Adds to @unregistered the dossiers the server is not known to hold. */
+ * Adds to @unregistered the dossiers whose registration is not queued. */
 static gboolean
 ensure_dossier_keys (Sealer     *sealer,
                      GPtrArray  *dossiers,
@@ -927,10 +935,10 @@ ensure_dossier_keys (Sealer     *sealer,
   for (guint i = 0; i < dossiers->len; i++)
     {
       const char *dossier = g_ptr_array_index (dossiers, i);
-      gboolean registered = FALSE;
+      RegState reg = REG_NONE;
       guint32 epoch = 0;
 
-      if (!dossier_get (sealer->vault, dossier, &epoch, &registered, error))
+      if (!dossier_get (sealer->vault, dossier, &epoch, &reg, error))
         return FALSE;
       if (epoch == 0)
         {
@@ -938,12 +946,12 @@ ensure_dossier_keys (Sealer     *sealer,
 
           if (pulled != NULL &&
               (!import_keys_with (sealer->vault, sealer->identity, pulled, error) ||
-               !dossier_get (sealer->vault, dossier, &epoch, &registered, error)))
+               !dossier_get (sealer->vault, dossier, &epoch, &reg, error)))
             return FALSE;
         }
       if (epoch == 0)
         g_ptr_array_add (fresh, (gpointer) dossier);
-      if (!registered)
+      if (reg == REG_NONE)
         g_ptr_array_add (unregistered, (gpointer) dossier);
     }
   if (fresh->len == 0)
@@ -958,7 +966,7 @@ ensure_dossier_keys (Sealer     *sealer,
       gboolean ok;
 
       ok = key_put (sealer->vault, dossier, 1, key, error) &&
-           dossier_put (sealer->vault, dossier, 1, FALSE, error) &&
+           dossier_put (sealer->vault, dossier, 1, REG_NONE, error) &&
            member_put (sealer->vault, dossier, sealer->identity->user_id,
                        sealer->identity->user->sign_pk, 1, 0, error);
       relais_dossier_key_free (key);
@@ -1095,6 +1103,27 @@ reseal_retired (Sealer  *sealer,
   return ok;
 }
 
+static gboolean
+set_queued (RelaisVault  *vault,
+            const char   *dossier,
+            GError      **error)
+{
+  g_auto(RelaisStmt) stmt = NULL;
+  int rc;
+
+  stmt = relais_oplog_prepare (vault,
+                               "UPDATE sync_dossier SET registered = 1"
+                               " WHERE dossier = ?1 AND registered = 0",
+                               error);
+  if (stmt == NULL)
+    return FALSE;
+  sqlite3_bind_text (stmt, 1, dossier, -1, SQLITE_STATIC);
+  rc = sqlite3_step (stmt);
+  if (rc != SQLITE_DONE)
+    return db_failed (vault, rc, error);
+  return TRUE;
+}
+
 static RelaisOp *
 own_op_from_row (sqlite3_stmt *stmt)
 {
@@ -1122,6 +1151,7 @@ relais_sync_seal (RelaisVault  *vault,
 {
   g_autoptr(Identity) identity = NULL;
   g_autoptr(GPtrArray) dossiers = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GPtrArray) unregistered = g_ptr_array_new ();
   g_autoptr(GPtrArray) ops = NULL;
   g_autofree char *current = NULL;
   g_auto(RelaisStmt) stmt = NULL;
@@ -1171,15 +1201,11 @@ relais_sync_seal (RelaisVault  *vault,
     return db_failed (vault, rc, error);
   relais_stmt_release (g_steal_pointer (&stmt));
 
-  {
-    g_autoptr(GPtrArray) unregistered = g_ptr_array_new ();
-
-    if (!ensure_dossier_keys (&sealer, dossiers, unregistered, error))
+  if (!ensure_dossier_keys (&sealer, dossiers, unregistered, error))
+    return FALSE;
+  for (guint i = 0; i < unregistered->len; i++)
+    if (!queue_registration (&sealer, g_ptr_array_index (unregistered, i), error))
       return FALSE;
-    for (guint i = 0; i < unregistered->len; i++)
-      if (!queue_registration (&sealer, g_ptr_array_index (unregistered, i), error))
-        return FALSE;
-  }
 
   stmt = relais_oplog_prepare (vault,
                                "SELECT id, dossier, entity, entity_id, field, value, hlc, parents, device"
@@ -1234,13 +1260,17 @@ relais_sync_seal (RelaisVault  *vault,
     }
   relais_stmt_release (g_steal_pointer (&stmt));
 
-  /* Only now that every envelope is on disk. */
+  /* Only now that every envelope and registration is on disk. */
   if (max_seq > sealed_seq)
     {
+      gboolean ok;
+
       if (!relais_vault_begin (vault, error))
         return FALSE;
-      if (!state_set_int (vault, STATE_SEALED_SEQ, max_seq, error) ||
-          !relais_vault_commit (vault, error))
+      ok = state_set_int (vault, STATE_SEALED_SEQ, max_seq, error);
+      for (guint i = 0; ok && i < unregistered->len; i++)
+        ok = set_queued (vault, g_ptr_array_index (unregistered, i), error);
+      if (!ok || !relais_vault_commit (vault, error))
         {
           relais_vault_rollback (vault);
           return FALSE;
@@ -1700,7 +1730,7 @@ static gboolean
 mark_registered (RelaisVault  *vault,
                  GError      **error)
 {
-  return relais_vault_exec (vault, "UPDATE sync_dossier SET registered = 1 WHERE registered = 0", error);
+  return relais_vault_exec (vault, "UPDATE sync_dossier SET registered = 2 WHERE registered = 1", error);
 }
 
 /* Retired envelopes wait for the dossier's newer key, which pulls bring
@@ -2043,9 +2073,9 @@ ensure_registered (RelaisVault   *vault,
                    GError       **error)
 {
   guint32 epoch = 0;
-  gboolean registered = FALSE;
+  RegState reg = REG_NONE;
 
-  if (!dossier_get (vault, dossier, &epoch, &registered, error))
+  if (!dossier_get (vault, dossier, &epoch, &reg, error))
     return FALSE;
   if (epoch == 0)
     {
@@ -2053,16 +2083,16 @@ ensure_registered (RelaisVault   *vault,
 
       if (pulled != NULL &&
           (!import_keys_with (vault, identity, pulled, error) ||
-           !dossier_get (vault, dossier, &epoch, &registered, error)))
+           !dossier_get (vault, dossier, &epoch, &reg, error)))
         return FALSE;
     }
-  if (epoch == 0 || !registered)
+  if (epoch == 0 || reg != REG_KNOWN)
     {
       RelaisExchangeReport xr = { 0 };
 
       if (!relais_sync_seal (vault, spool, NULL, error))
         return FALSE;
-      if (!dossier_get (vault, dossier, &epoch, &registered, error))
+      if (!dossier_get (vault, dossier, &epoch, &reg, error))
         return FALSE;
       if (epoch == 0)
         {
@@ -2070,7 +2100,7 @@ ensure_registered (RelaisVault   *vault,
                        _("No dossier %s in this vault."), dossier);
           return FALSE;
         }
-      if (!registered)
+      if (reg != REG_KNOWN)
         {
           if (!relais_spool_exchange (spool, &xr, cancellable, error))
             return FALSE;
@@ -2238,7 +2268,7 @@ relais_sync_unshare (RelaisVault   *vault,
   if (ok)
     {
       ok = key_put (vault, dossier_id, epoch + 1, key, error) &&
-           dossier_put (vault, dossier_id, epoch + 1, TRUE, error) &&
+           dossier_put (vault, dossier_id, epoch + 1, REG_KNOWN, error) &&
            member_put (vault, dossier_id, leaving->user_id, leaving->sign_pk, 1, epoch + 1, error) &&
            relais_vault_commit (vault, error);
       if (!ok)

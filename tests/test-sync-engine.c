@@ -361,8 +361,9 @@ test_roundtrip (Fixture       *fx,
   g_assert_cmpuint (seal (&fx->a), ==, 1);
   /* Nothing new: nothing sealed. */
   g_assert_cmpuint (seal (&fx->a), ==, 0);
-  /* A dossier made here is queued for registration. */
+  /* A dossier made here is queued for registration, once. */
   g_assert_cmpuint (relais_spool_count_pending (fx->a.spool), ==, 2);
+  g_assert_cmpint (count_rows (&fx->a, "SELECT registered FROM sync_dossier"), ==, 1);
 
   give_keys (&fx->a, &fx->b, id);
   g_assert_cmpuint (deliver (&fx->a, &fx->b, TRUE), ==, 1);
@@ -371,6 +372,8 @@ test_roundtrip (Fixture       *fx,
   g_assert_cmpuint (report.rejected, ==, 0);
   g_assert_cmpuint (report.waiting, ==, 0);
   g_assert_cmpuint (report.conflicts, ==, 0);
+  /* Keys that came from the server: the dossier is known there. */
+  g_assert_cmpint (count_rows (&fx->b, "SELECT registered FROM sync_dossier"), ==, 2);
   /* Applied envelopes leave in/. */
   g_assert_cmpuint (list_files (&fx->b, "in")->len, ==, 0);
 
