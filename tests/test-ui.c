@@ -1268,6 +1268,14 @@ indicator_pending (gpointer data)
   return g_str_has_suffix (relais_sync_indicator_get_text (data), "waiting to be sent");
 }
 
+static gboolean
+spool_in_empty (gpointer spool)
+{
+  g_autoptr(GPtrArray) in = relais_spool_list_in (spool, NULL);
+
+  return in != NULL && in->len == 0;
+}
+
 /* Runs the window's Sync Now and waits until it has ended. */
 static void
 sync_now (RelaisWindow        *window,
@@ -1509,6 +1517,8 @@ test_ui_sync (void)
       g_assert_no_error (error);
     }
     unlock_window (window);
+    /* Applied once the window has drawn the list. */
+    g_assert_true (wait_until (spool_in_empty, spool));
     g_assert_nonnull (relais_window_get_sync_notice (window));
     g_assert_true (g_str_has_prefix (relais_window_get_sync_notice (window),
                                      "A change received for a dossier was refused: "));

@@ -33,11 +33,16 @@ G_DECLARE_FINAL_TYPE (RelaisSyncController, relais_sync_controller, RELAIS, SYNC
  *                              reason, in words */
 RelaisSyncController *relais_sync_controller_new        (void);
 
-/* Follows @vault, open in @vault_dir, until it is set to NULL (locking):
+/* Follows @vault until it is set to NULL (locking):
  * then seals what is pending, so that the background service can send it,
  * and cancels the exchange under way. */
 void             relais_sync_controller_set_vault     (RelaisSyncController *self,
                                                        RelaisVault          *vault);
+/* Once the window shows the unlocked vault: applies what the background
+ * service pulled while it was locked (seconds, for a new laptop's first
+ * pull: not before the list is on screen), then syncs if the network
+ * allows. */
+void             relais_sync_controller_begin         (RelaisSyncController *self);
 /* Starts a sync unless one runs or the vault is not enrolled.  @manual:
  * the person asked (also on a metered link, or offline). */
 void             relais_sync_controller_sync          (RelaisSyncController *self,

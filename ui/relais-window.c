@@ -36,6 +36,7 @@ struct _RelaisWindow
   AdwToast             *sync_toast;  /* weak: the last sync's, replaced by the next */
   char                 *sync_notice; /* what it said */
   guint                 n_conflicts;
+  guint                 sync_frames;
   gint64                last_activity;
   /* When Unlock was pressed, until the first rows are on screen
    * (G_MESSAGES_DEBUG=relais-ui prints the time it took). */
@@ -275,6 +276,23 @@ report_first_rows (GtkWidget     *widget,
   return G_SOURCE_REMOVE;
 }
 
+/* The first frame with the unlocked vault is painted once the second
+ * one starts, and the crossfade from the unlock page is over: then the
+ * sync may hold the main thread (seconds, the first time after enrolment)
+ * without freezing a half-drawn window. */
+static gboolean
+begin_sync_when_drawn (GtkWidget     *widget,
+                       GdkFrameClock *clock,
+                       gpointer       user_data)
+{
+  RelaisWindow *self = user_data;
+
+  if (++self->sync_frames < 2 || gtk_stack_get_transition_running (self->stack))
+    return G_SOURCE_CONTINUE;
+  relais_sync_controller_begin (self->sync);
+  return G_SOURCE_REMOVE;
+}
+
 static void
 show_vault (RelaisWindow *self)
 {
@@ -291,11 +309,13 @@ show_vault (RelaisWindow *self)
   adw_bin_set_child (self->vault_bin, GTK_WIDGET (self->view));
   note_activity (self);
   count_conflicts (self);
-  /* Applies what the background service pulled, then syncs if the
-   * network allows. */
   relais_sync_controller_set_vault (self->sync, self->vault);
   update_sync_indicator (self);
   set_page (self, "vault");
+  /* Applies what the background service pulled, then syncs if the
+   * network allows, once the list is on screen. */
+  self->sync_frames = 0;
+  gtk_widget_add_tick_callback (GTK_WIDGET (self->view), begin_sync_when_drawn, self, NULL);
 
   if (self->unlock_started != 0)
     {
