@@ -157,6 +157,8 @@ cmd_serve (int argc, char **argv)
   api = relais_server_api_new (store, &error);
   if (api == NULL)
     return fail_error (error);
+  /* SQLite lets one writer in at a time; PostgreSQL many.  The variable
+   * is there to measure the difference, not for production. */
   relais_server_api_set_serialize_writes (api, g_str_has_prefix (store_uri, "sqlite:")
                                                && g_getenv ("RELAIS_SERVER_NO_WRITE_LOCK") == NULL);
   http = relais_server_http_start (api, &(RelaisServerHttpConfig) {
@@ -509,6 +511,11 @@ main (int argc, char **argv)
     return fail ("libsodium failed to start.");
   if (argc < 2)
     return usage ();
+  if (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0 || strcmp (argv[1], "help") == 0)
+    {
+      usage ();
+      return 0;
+    }
 
   for (guint i = 0; i < G_N_ELEMENTS (commands); i++)
     {
@@ -525,7 +532,8 @@ main (int argc, char **argv)
       skip = commands[i].name != NULL ? 1 : 0;
       sub_argc = argc - skip;
       sub_argv = g_new0 (char *, sub_argc + 1);
-      prog = g_strdup_printf ("%s %s", argv[0], argv[1]);
+      prog = skip ? g_strdup_printf ("%s %s %s", argv[0], argv[1], argv[2])
+                  : g_strdup_printf ("%s %s", argv[0], argv[1]);
       sub_argv[0] = prog;
       sub_argv[1] = skip ? argv[2] : argv[1];
       for (int a = 2 + skip; a < argc; a++)
