@@ -1733,6 +1733,34 @@ mark_registered (RelaisVault  *vault,
   return relais_vault_exec (vault, "UPDATE sync_dossier SET registered = 2 WHERE registered = 1", error);
 }
 
+/* The vault's spool, its identity written again from the vault's when it
+ * lacks one (a spool deleted by hand, or a crash during enrolment after
+ * the vault's commit): the vault is the authority. */
+static RelaisSpool *
+open_spool (RelaisVault  *vault,
+            GError      **error)
+{
+  g_autoptr(RelaisSpool) spool = relais_spool_open (relais_vault_get_dir (vault), error);
+  g_autoptr(Identity) identity = NULL;
+  RelaisSpoolIdentity sid = { 0 };
+
+  if (spool == NULL)
+    return NULL;
+  if (relais_spool_is_enrolled (spool))
+    return g_steal_pointer (&spool);
+  identity = identity_load (vault, error);
+  if (identity == NULL)
+    return NULL;
+  sid.server = identity->server;
+  sid.cacert = identity->cacert;
+  sid.user_id = identity->user_id;
+  sid.org = identity->org;
+  sid.device_id = identity->device_id;
+  if (!relais_spool_set_identity (spool, &sid, identity->device_sk, error))
+    return NULL;
+  return g_steal_pointer (&spool);
+}
+
 /* Retired envelopes wait for the dossier's newer key, which pulls bring
  * only with a change set of that dossier: ask the server for it. */
 static gboolean
@@ -1821,7 +1849,7 @@ relais_sync_run_full (RelaisVault            *vault,
       set_not_enrolled (error);
       return FALSE;
     }
-  spool = relais_spool_open (relais_vault_get_dir (vault), error);
+  spool = open_spool (vault, error);
   if (spool == NULL)
     return FALSE;
 
@@ -2003,6 +2031,38 @@ relais_sync_enroll (RelaisVault   *vault,
   return relais_sync_set_identity (vault, spool, &identity, user, device->sk, error);
 }
 
+gboolean
+relais_sync_rewrap_user_keys (RelaisVault   *vault,
+                              const char    *passphrase,
+                              GCancellable  *cancellable,
+                              GError       **error)
+{
+  g_autoptr(Identity) identity = NULL;
+  g_autoptr(RelaisSpool) spool = NULL;
+  g_autoptr(RelaisClient) client = NULL;
+  g_autoptr(GBytes) wrapped = NULL;
+  RelaisKdfParams params;
+
+  g_return_val_if_fail (vault != NULL && passphrase != NULL, FALSE);
+
+  identity = identity_load (vault, error);
+  if (identity == NULL)
+    return FALSE;
+  spool = open_spool (vault, error);
+  if (spool == NULL)
+    return FALSE;
+  client = relais_spool_make_client (spool, error);
+  if (client == NULL)
+    return FALSE;
+  enrol_kdf_params (&params);
+  wrapped = relais_user_keys_wrap (identity->user, passphrase, &params, error);
+  if (wrapped == NULL)
+    return FALSE;
+  /* The server takes the same public keys again (PROTOCOL.md §5.2). */
+  return relais_client_put_keys (client, identity->user->box_pk, identity->user->sign_pk,
+                                 wrapped, cancellable, error);
+}
+
 /* ------------------------------------------------------------------------
  * Sharing
  * ------------------------------------------------------------------------ */
@@ -2131,7 +2191,7 @@ relais_sync_share (RelaisVault   *vault,
   identity = identity_load (vault, error);
   if (identity == NULL)
     return FALSE;
-  spool = relais_spool_open (relais_vault_get_dir (vault), error);
+  spool = open_spool (vault, error);
   if (spool == NULL)
     return FALSE;
   client = relais_spool_make_client (spool, error);
@@ -2182,7 +2242,7 @@ relais_sync_unshare (RelaisVault   *vault,
   identity = identity_load (vault, error);
   if (identity == NULL)
     return FALSE;
-  spool = relais_spool_open (relais_vault_get_dir (vault), error);
+  spool = open_spool (vault, error);
   if (spool == NULL)
     return FALSE;
   client = relais_spool_make_client (spool, error);

@@ -138,6 +138,14 @@ gboolean relais_sync_set_identity (RelaisVault               *vault,
                                    const guint8              *device_sk,
                                    GError                   **error);
 
+/* After a change of the vault's passphrase: wraps the user's keys with
+ * @passphrase again and puts them on the server (same public keys), so
+ * that a new laptop enrols with the new passphrase.  Needs the network. */
+gboolean relais_sync_rewrap_user_keys (RelaisVault   *vault,
+                                       const char    *passphrase,
+                                       GCancellable  *cancellable,
+                                       GError       **error);
+
 /* The enrolled user's id (NULL when not enrolled). */
 char      *relais_sync_get_user_id (RelaisVault  *vault);
 

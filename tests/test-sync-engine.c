@@ -2,8 +2,10 @@
 
 #include "config.h"
 
+#include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <glib.h>
 #include <glib/gstdio.h>
@@ -1223,6 +1225,167 @@ test_wipe (Fixture       *fx,
   g_assert_true (g_error_matches (error, RELAIS_VAULT_ERROR, RELAIS_VAULT_ERROR_NO_VAULT));
 }
 
+/* Against a real relais-server: enrolment of a first and a second
+ * device, the passphrase change that re-wraps the user's keys on the
+ * server, and full runs of seal, exchange and apply. */
+
+static char *
+server_admin (const char *store,
+              const char *noun,
+              const char *verb,
+              const char *arg1,
+              const char *arg2,
+              const char *arg3,
+              const char *arg4)
+{
+  const char *argv[] = { g_getenv ("RELAIS_SERVER"), noun, verb, "--store", store, arg1, arg2, arg3, arg4, NULL };
+  g_autoptr(GError) error = NULL;
+  char *out = NULL;
+  int status = 0;
+
+  g_assert_true (g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL,
+                               &out, NULL, &status, &error));
+  g_assert_no_error (error);
+  g_assert_true (g_spawn_check_wait_status (status, NULL));
+  return g_strstrip (out);
+}
+
+static RelaisVault *
+new_vault (const char *dir,
+           const char *passphrase)
+{
+  g_autoptr(GError) error = NULL;
+  RelaisKdfParams params;
+  RelaisVault *vault;
+
+  relais_kdf_params_insecure_for_tests (&params);
+  vault = relais_vault_create (dir, passphrase, &(RelaisVaultOptions) { .kdf = &params }, NULL, &error);
+  g_assert_no_error (error);
+  return vault;
+}
+
+static void
+test_server_enrol_rewrap (void)
+{
+  g_autofree char *parent = NULL;
+  g_autofree char *store = NULL;
+  g_autofree char *code = NULL;
+  g_autofree char *user_id = NULL;
+  g_autofree char *url = NULL;
+  g_autofree char *dir1 = NULL;
+  g_autofree char *dir2 = NULL;
+  g_autofree char *spool1 = NULL;
+  g_autofree char *id = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GString) line = g_string_new (NULL);
+  const char *server = g_getenv ("RELAIS_SERVER");
+  RelaisVault *v1, *v2;
+  RelaisSyncReport report = { 0 };
+  GPid pid = 0;
+  int out_fd = -1;
+  int status = 0;
+  char c;
+
+  if (server == NULL || !g_file_test (server, G_FILE_TEST_IS_EXECUTABLE))
+    {
+      g_test_skip ("RELAIS_SERVER is not set");
+      return;
+    }
+  g_setenv ("RELAIS_TEST_FAST_KDF", "1", TRUE);
+  parent = relais_test_make_tmpdir ("relais-sync-engine-server-XXXXXX");
+  store = g_strdup_printf ("sqlite:%s/server.db", parent);
+  code = server_admin (store, "user", "add", "--name", "Ana Test", "--org", "Mission locale");
+  g_assert_cmpuint (strlen (code), >, 0);
+
+  {
+    const char *argv[] = { server, "serve", "--store", store, "--listen", "127.0.0.1:0", NULL };
+
+    g_assert_true (g_spawn_async_with_pipes (NULL, (char **) argv, NULL,
+                                             G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDERR_TO_DEV_NULL,
+                                             NULL, NULL, &pid, NULL, &out_fd, NULL, &error));
+    g_assert_no_error (error);
+    while (read (out_fd, &c, 1) == 1 && c != '\n')
+      g_string_append_c (line, c);
+    g_assert_true (g_str_has_prefix (line->str, "relais-server: listening on http://127.0.0.1:"));
+    url = g_strdup (line->str + strlen ("relais-server: listening on "));
+  }
+
+  /* The first device makes the user's keys, wrapped by its passphrase. */
+  dir1 = g_build_filename (parent, "one", NULL);
+  v1 = new_vault (dir1, "first passphrase");
+  id = add_person (&(Device) { .vault = v1 }, "Lambert", "Noé");
+  g_assert_true (relais_sync_enroll (v1, url, NULL, code, "first passphrase", "one", NULL, &error));
+  g_assert_no_error (error);
+  user_id = relais_sync_get_user_id (v1);
+  g_assert_nonnull (user_id);
+  g_assert_cmpstr (relais_vault_get_author (v1), ==, user_id);
+  /* Enrolled once only. */
+  g_assert_false (relais_sync_enroll (v1, url, NULL, code, "first passphrase", "one", NULL, &error));
+  g_assert_true (g_error_matches (error, RELAIS_SYNC_ERROR, RELAIS_SYNC_ERROR_INVALID));
+  g_clear_error (&error);
+  g_assert_true (relais_sync_run (v1, &report, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (report.pushed, ==, 1);
+
+  /* The passphrase changes; until the keys are wrapped again, a second
+   * device with the new one is refused with the words that say why. */
+  dir2 = g_build_filename (parent, "two", NULL);
+  v2 = new_vault (dir2, "new passphrase");
+  g_free (code);
+  code = server_admin (store, "user", "code", user_id, NULL, NULL, NULL);
+  g_assert_false (relais_sync_enroll (v2, url, NULL, code, "new passphrase", "two", NULL, &error));
+  g_assert_true (g_error_matches (error, RELAIS_SYNC_ERROR, RELAIS_SYNC_ERROR_BAD_PASSPHRASE));
+  g_assert_nonnull (strstr (error->message, "first device"));
+  g_clear_error (&error);
+  g_assert_false (relais_sync_is_enrolled (v2));
+
+  g_assert_true (relais_sync_rewrap_user_keys (v1, "new passphrase", NULL, &error));
+  g_assert_no_error (error);
+  g_free (code);
+  code = server_admin (store, "user", "code", user_id, NULL, NULL, NULL);
+  g_assert_true (relais_sync_enroll (v2, url, NULL, code, "new passphrase", "two", NULL, &error));
+  g_assert_no_error (error);
+  {
+    g_autofree char *user2 = relais_sync_get_user_id (v2);
+
+    g_assert_cmpstr (user2, ==, user_id);
+  }
+
+  /* The second device finds the dossier. */
+  memset (&report, 0, sizeof report);
+  g_assert_true (relais_sync_run (v2, &report, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (report.pulled, ==, 1);
+  g_assert_cmpuint (report.applied, >, 0);
+  {
+    g_autofree char *json1 = dossiers_json (&(Device) { .vault = v1 });
+    g_autofree char *json2 = dossiers_json (&(Device) { .vault = v2 });
+
+    g_assert_cmpstr (json1, ==, json2);
+  }
+
+  /* A spool deleted by hand gets the vault's identity back. */
+  spool1 = g_build_filename (dir1, "spool", NULL);
+  relais_test_rm_rf (spool1);
+  set_city (&(Device) { .vault = v1 }, id, "Rodez");
+  memset (&report, 0, sizeof report);
+  g_assert_true (relais_sync_run (v1, &report, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (report.pushed, ==, 1);
+  memset (&report, 0, sizeof report);
+  g_assert_true (relais_sync_run (v2, &report, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (report.applied, ==, 1);
+
+  relais_vault_close (v1);
+  relais_vault_close (v2);
+  kill (pid, SIGTERM);
+  g_assert_cmpint (waitpid (pid, &status, 0), ==, pid);
+  g_spawn_close_pid (pid);
+  close (out_fd);
+  relais_test_rm_rf (parent);
+}
+
 /* The systemd units parse (when systemd-analyze is here) and run the
  * background sync. */
 static void
@@ -1309,5 +1472,6 @@ main (int argc, char **argv)
   ADD ("wipe", test_wipe);
 #undef ADD
   g_test_add_func ("/sync-engine/units", test_units);
+  g_test_add_func ("/sync-engine/server-enrol-rewrap", test_server_enrol_rewrap);
   return g_test_run ();
 }
