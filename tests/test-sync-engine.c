@@ -960,6 +960,41 @@ test_bundle_cli (Fixture       *fx,
     g_assert_cmpint (run.status, ==, 0);
     g_assert_cmpstr (run.out, ==, "imported 1 change sets, 0 new operations\n");
   }
+  /* A bundle whose checksum is right but whose change set was tampered
+   * with: the change set is refused, with its dossier and the reason. */
+  {
+    g_auto(Run) run = { 0 };
+    g_autofree char *forged_path = g_build_filename (fx->a.parent, "forged.rlbundle", NULL);
+    g_autofree char *raw = NULL;
+    g_autoptr(GPtrArray) envelopes = NULL;
+    g_autoptr(GPtrArray) tampered = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+    g_autoptr(GBytes) forged = NULL;
+    g_autofree char *expected_err = NULL;
+    gsize raw_len = 0;
+
+    g_assert_true (g_file_get_contents (bundle, &raw, &raw_len, &error));
+    envelopes = relais_bundle_parse ((const guint8 *) raw, raw_len, &error);
+    g_assert_no_error (error);
+    g_assert_cmpuint (envelopes->len, ==, 1);
+    {
+      gsize n = 0;
+      const guint8 *d = g_bytes_get_data (g_ptr_array_index (envelopes, 0), &n);
+      guint8 *copy = g_memdup2 (d, n);
+
+      copy[n - 70] ^= 0x04;
+      g_ptr_array_add (tampered, g_bytes_new_take (copy, n));
+    }
+    forged = relais_bundle_build (tampered, &error);
+    g_assert_no_error (error);
+    g_assert_true (g_file_set_contents (forged_path, g_bytes_get_data (forged, NULL),
+                                        g_bytes_get_size (forged), &error));
+    run_ctl (&run, "bundle", "import", "--vault", fx->b.dir, forged_path, NULL);
+    g_assert_cmpint (run.status, ==, 0);
+    g_assert_cmpstr (run.out, ==, "imported 0 change sets, 0 new operations\n");
+    expected_err = g_strdup_printf ("relaisctl: refused a change set of dossier %s: "
+                                    "the signature does not match its author\n", id);
+    g_assert_cmpstr (run.err, ==, expected_err);
+  }
   /* A damaged stick: refused whole, nothing changes. */
   g_assert_true (g_file_get_contents (bundle, &contents, &len, &error));
   contents[len / 2] ^= 0x10;
