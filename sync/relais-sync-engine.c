@@ -1670,6 +1670,7 @@ relais_sync_apply_full (RelaisVault            *vault,
 
   if (report == NULL)
     report = &local_report;
+  memset (report, 0, sizeof *report);
   identity = identity_load (vault, error);
   if (identity == NULL)
     return FALSE;

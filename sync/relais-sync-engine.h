@@ -54,17 +54,21 @@ gboolean relais_sync_seal  (RelaisVault       *vault,
                             guint             *out_sealed,
                             GError           **error);
 
-/* Opens and applies every envelope waiting in spool/in (one transaction
- * per envelope), taking dossier keys from spool/keys; refused envelopes
- * are counted and deleted; those waiting for a key stay.  Never touches
- * the network. */
+/* Opens and applies every envelope waiting in spool/in (each all or
+ * nothing: a savepoint per envelope, a commit per batch of them), taking
+ * dossier keys from spool/keys; refused envelopes are counted and deleted;
+ * those waiting for a key stay.  Never touches the network. */
 gboolean relais_sync_apply (RelaisVault       *vault,
                             RelaisSpool       *spool,
                             RelaisSyncReport  *report,
                             GError           **error);
 
-/* seal, exchange, apply (and once more when applying re-sealed anything):
- * what `relaisctl sync` does.  TRUE only when the exchange completed. */
+/* seal, exchange, apply (and once more when keys that arrived let
+ * retired change sets be sealed again, or envelopes wait for keys):
+ * what `relaisctl sync` does.  TRUE only when the exchange completed;
+ * what arrived before a cut is applied all the same.  Fails with
+ * RELAIS_CLIENT_ERROR_REVOKED for a revoked device: the caller closes the
+ * vault and calls relais_sync_wipe(). */
 gboolean relais_sync_run   (RelaisVault       *vault,
                             RelaisSyncReport  *report,
                             GCancellable      *cancellable,
