@@ -257,6 +257,87 @@ write_file (const char    *dir,
   return (flags & WRITE_SYNC_DIR) == 0 || fsync_dir (dir, error);
 }
 
+/* A file of a batch, written hidden, named once the batch is durable. */
+typedef struct {
+  char *tmp;
+  char *path;
+} PendingFile;
+
+static void
+pending_file_free (PendingFile *f)
+{
+  if (f->tmp != NULL)
+    g_unlink (f->tmp);
+  g_free (f->tmp);
+  g_free (f->path);
+  g_free (f);
+}
+
+static gboolean
+add_pending (GPtrArray   *pending,
+             const char  *dir,
+             const char  *prefix,
+             const char  *name,
+             const void  *data,
+             gsize        len,
+             GError     **error)
+{
+  PendingFile *f;
+  char *tmp = write_hidden (dir, prefix, data, len, 0600, FALSE, error);
+
+  if (tmp == NULL)
+    return FALSE;
+  f = g_new0 (PendingFile, 1);
+  f->tmp = tmp;
+  f->path = g_build_filename (dir, name, NULL);
+  g_ptr_array_add (pending, f);
+  return TRUE;
+}
+
+/* Makes every file written so far durable, in one call rather than one
+ * fsync per file. */
+static gboolean
+sync_file_system (const char  *dir,
+                  GError     **error)
+{
+  int fd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int errsv;
+
+  if (fd < 0)
+    return set_errno_error (error, errno, IO_OPEN, dir);
+  if (syncfs (fd) != 0)
+    {
+      errsv = errno;
+      close (fd);
+      return set_errno_error (error, errsv, IO_WRITE, dir);
+    }
+  close (fd);
+  return TRUE;
+}
+
+/* Makes a batch durable with one syncfs(), then names its files; the
+ * caller fsyncs the directories.  A name thus always holds a whole file,
+ * at the cost of one sync for the batch rather than one per file. */
+static gboolean
+commit_pending (GPtrArray   *pending,
+                const char  *dir,
+                GError     **error)
+{
+  if (pending->len == 0)
+    return TRUE;
+  if (!sync_file_system (dir, error))
+    return FALSE;
+  for (guint i = 0; i < pending->len; i++)
+    {
+      PendingFile *f = g_ptr_array_index (pending, i);
+
+      if (rename (f->tmp, f->path) != 0)
+        return set_errno_error (error, errno, IO_WRITE, f->path);
+      g_clear_pointer (&f->tmp, g_free);
+    }
+  return TRUE;
+}
+
 /* Reads a whole file of at most @max bytes.  NULL with no error when it
  * does not exist and @missing_ok. */
 static GBytes *
@@ -831,6 +912,42 @@ relais_spool_add_out (RelaisSpool  *spool,
     return FALSE;
   name = envelope_name (header.id);
   return write_file (dir, name, data, len, 0600, WRITE_SYNC | WRITE_SYNC_DIR, error);
+}
+
+gboolean
+relais_spool_add_out_many (RelaisSpool  *spool,
+                           GPtrArray    *envelopes,
+                           GError      **error)
+{
+  g_autofree char *dir = g_build_filename (spool->dir, "out", NULL);
+  g_autoptr(GPtrArray) pending = g_ptr_array_new_with_free_func ((GDestroyNotify) pending_file_free);
+
+  /* All or nothing: every envelope is checked before any is written. */
+  for (guint i = 0; i < envelopes->len; i++)
+    {
+      g_auto(RelaisChangesetHeader) header = { 0 };
+      GBytes *envelope = g_ptr_array_index (envelopes, i);
+
+      if (!relais_changeset_peek (g_bytes_get_data (envelope, NULL), g_bytes_get_size (envelope),
+                                  &header, error))
+        return FALSE;
+    }
+  for (guint i = 0; i < envelopes->len; i++)
+    {
+      g_auto(RelaisChangesetHeader) header = { 0 };
+      GBytes *envelope = g_ptr_array_index (envelopes, i);
+      gsize len;
+      const guint8 *data = g_bytes_get_data (envelope, &len);
+      g_autofree char *name = NULL;
+
+      if (!relais_changeset_peek (data, len, &header, error))
+        return FALSE;
+      name = envelope_name (header.id);
+      if (!add_pending (pending, dir, ".tmp", name, data, len, error))
+        return FALSE;
+    }
+  return commit_pending (pending, dir, error)
+         && (pending->len == 0 || fsync_dir (dir, error));
 }
 
 gboolean
@@ -1486,63 +1603,6 @@ scan_in (RelaisSpool  *spool,
   return g_steal_pointer (&ids);
 }
 
-/* A file of a page, written hidden, named once the page is durable. */
-typedef struct {
-  char *tmp;
-  char *path;
-} PendingFile;
-
-static void
-pending_file_free (PendingFile *f)
-{
-  if (f->tmp != NULL)
-    g_unlink (f->tmp);
-  g_free (f->tmp);
-  g_free (f->path);
-  g_free (f);
-}
-
-static gboolean
-add_pending (GPtrArray   *pending,
-             const char  *dir,
-             const char  *name,
-             const void  *data,
-             gsize        len,
-             GError     **error)
-{
-  PendingFile *f;
-  char *tmp = write_hidden (dir, ".pull", data, len, 0600, FALSE, error);
-
-  if (tmp == NULL)
-    return FALSE;
-  f = g_new0 (PendingFile, 1);
-  f->tmp = tmp;
-  f->path = g_build_filename (dir, name, NULL);
-  g_ptr_array_add (pending, f);
-  return TRUE;
-}
-
-/* Makes every file written so far durable, in one call rather than one
- * fsync per file. */
-static gboolean
-sync_file_system (const char  *dir,
-                  GError     **error)
-{
-  int fd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  int errsv;
-
-  if (fd < 0)
-    return set_errno_error (error, errno, IO_OPEN, dir);
-  if (syncfs (fd) != 0)
-    {
-      errsv = errno;
-      close (fd);
-      return set_errno_error (error, errsv, IO_WRITE, dir);
-    }
-  close (fd);
-  return TRUE;
-}
-
 static gboolean
 exchange_pull (Exchange  *x,
                GError   **error)
@@ -1585,7 +1645,7 @@ exchange_pull (Exchange  *x,
             continue;
           counter++;
           name = g_strdup_printf ("%020" G_GUINT64_FORMAT "-%s.rlcs", counter, hex);
-          if (!add_pending (pending, in, name, data, len, error))
+          if (!add_pending (pending, in, ".pull", name, data, len, error))
             return FALSE;
           g_hash_table_add (ids, g_strdup (hex));
         }
@@ -1596,31 +1656,19 @@ exchange_pull (Exchange  *x,
           g_autofree char *name = g_strconcat (keys->dossier_id, ".json", NULL);
           g_autofree char *text = relais_dossier_keys_to_json (keys);
 
-          if (!add_pending (pending, keys_dir, name, text, strlen (text), error))
+          if (!add_pending (pending, keys_dir, ".pull", name, text, strlen (text), error))
             return FALSE;
         }
       /* The page is written hidden, made durable by one syncfs() (rather
        * than 500 fsyncs, which cost more than the rest of the pull), then
        * named: a name in in/ or keys/ always holds a whole file, even
        * after a power cut, and the engine never reads half a page. */
-      if (pending->len > 0)
-        {
-          if (!sync_file_system (in, error))
-            return FALSE;
-          for (guint i = 0; i < pending->len; i++)
-            {
-              PendingFile *f = g_ptr_array_index (pending, i);
-
-              if (rename (f->tmp, f->path) != 0)
-                return set_errno_error (error, errno, IO_WRITE, f->path);
-              g_clear_pointer (&f->tmp, g_free);
-              if (i < named && x->report != NULL)
-                x->report->pulled++;
-            }
-          if ((named > 0 && !fsync_dir (in, error))
-              || (pending->len > named && !fsync_dir (keys_dir, error)))
-            return FALSE;
-        }
+      if (!commit_pending (pending, in, error)
+          || (named > 0 && !fsync_dir (in, error))
+          || (pending->len > named && !fsync_dir (keys_dir, error)))
+        return FALSE;
+      if (x->report != NULL)
+        x->report->pulled += named;
 
       /* Only now that the page is on disk may the cursor pass it. */
       if (page->more && g_strcmp0 (page->cursor, state.cursor) == 0)

@@ -75,6 +75,13 @@ RelaisClient *relais_spool_make_client (RelaisSpool  *spool,
 gboolean relais_spool_add_out (RelaisSpool  *spool,
                                GBytes       *envelope,
                                GError      **error);
+/* The same for many envelopes (GBytes) at once, durable together with
+ * one sync of the file system instead of two fsyncs each: what sealing
+ * thousands of change sets should call.  All or nothing when one is not
+ * an envelope; after a failure of the disk, some may be queued. */
+gboolean relais_spool_add_out_many (RelaisSpool  *spool,
+                                    GPtrArray    *envelopes,
+                                    GError      **error);
 /* Queues a dossier's registration (POST /v1/dossiers, sent before any
  * push): @members and @recovery_wrapped_key as relais_client_dossier_create()
  * takes them. */

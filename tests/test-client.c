@@ -1039,6 +1039,19 @@ file_mode (const char *path)
   return st.st_mode & 0777;
 }
 
+static guint
+count_entries (const char *spool_dir,
+               const char *sub)
+{
+  g_autofree char *dir = g_build_filename (spool_dir, sub, NULL);
+  g_autoptr(GDir) d = g_dir_open (dir, 0, NULL);
+  guint n = 0;
+
+  while (d != NULL && g_dir_read_name (d) != NULL)
+    n++;
+  return n;
+}
+
 static void
 write_raw (const char *path,
            const char *data,
@@ -1131,6 +1144,48 @@ test_spool_files (void)
     g_assert_error (error, RELAIS_SYNC_ERROR, RELAIS_SYNC_ERROR_MALFORMED);
     g_clear_error (&error);
     g_assert_cmpuint (relais_spool_count_pending (spool), ==, 2);
+
+    /* Many at once: all or nothing. */
+    {
+      g_autoptr(GPtrArray) many = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+      g_autoptr(GPtrArray) names = NULL;
+
+      for (guint i = 0; i < 3; i++)
+        g_ptr_array_add (many, seal_one (DOSSIER, 1, key, "user-1", "device-1", user->sign_sk, 1));
+      g_ptr_array_add (many, g_bytes_ref (junk));
+      g_assert_false (relais_spool_add_out_many (spool, many, &error));
+      g_assert_error (error, RELAIS_SYNC_ERROR, RELAIS_SYNC_ERROR_MALFORMED);
+      g_clear_error (&error);
+      g_assert_cmpuint (relais_spool_count_pending (spool), ==, 2);
+      g_ptr_array_remove_index (many, 3);
+      g_assert_true (relais_spool_add_out_many (spool, many, &error));
+      g_assert_no_error (error);
+      g_assert_cmpuint (relais_spool_count_pending (spool), ==, 5);
+      for (guint i = 0; i < 3; i++)
+        {
+          g_autofree char *hex2 = envelope_hex_id (g_ptr_array_index (many, i));
+          g_autofree char *name2 = g_strconcat (hex2, ".rlcs", NULL);
+          g_autofree char *path2 = g_build_filename (dir, "out", name2, NULL);
+          g_autofree char *raw2 = NULL;
+          gsize len2;
+
+          g_assert_true (g_file_get_contents (path2, &raw2, &len2, NULL));
+          g_assert_cmpmem (raw2, len2, g_bytes_get_data (g_ptr_array_index (many, i), NULL),
+                           g_bytes_get_size (g_ptr_array_index (many, i)));
+          g_assert_cmpuint (file_mode (path2), ==, 0600);
+        }
+      /* No hidden file is left behind. */
+      g_assert_cmpuint (count_entries (dir, "out"), ==, 5);
+      for (guint i = 0; i < 3; i++)
+        {
+          g_autofree char *hex2 = envelope_hex_id (g_ptr_array_index (many, i));
+          g_autofree char *name2 = g_strconcat (hex2, ".rlcs", NULL);
+          g_autofree char *path2 = g_build_filename (dir, "out", name2, NULL);
+
+          g_assert_cmpint (g_unlink (path2), ==, 0);
+        }
+      g_assert_cmpuint (relais_spool_count_pending (spool), ==, 2);
+    }
 
     g_ptr_array_add (members, relais_wrapped_key_new ("user-1", 1, wrapped));
     g_assert_true (relais_spool_add_registration (spool, DOSSIER, members, NULL, &error));
