@@ -1150,6 +1150,58 @@ test_ui_conflicts (void)
                      loser_shown);
   }
 
+  /* From a conflict to its dossier. */
+  relais_vault_view_show_dossier (view, NULL);
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "sync.conflicts", NULL));
+  {
+    g_autoptr(GPtrArray) unresolved = NULL;
+    g_autoptr(GError) local = NULL;
+    g_autofree char *name = NULL;
+    RelaisVault *vault = relais_window_get_vault (window);
+
+    /* A new one: Bruno's laptop clears the city while this vault sets it. */
+    {
+      g_autoptr(RelaisPerson) changes = relais_person_new ();
+
+      changes->city = g_strdup ("Murat");
+      g_assert_true (relais_person_edit (vault, id, changes, &local));
+      g_assert_no_error (local);
+    }
+    {
+      RelaisOp op = { 0 };
+      gboolean is_new = FALSE;
+      g_autoptr(GPtrArray) history = relais_oplog_history (vault, "person", id, "city", &local);
+
+      g_assert_no_error (local);
+      op.id = relais_oplog_new_id ();
+      op.dossier = id;
+      op.entity = "person";
+      op.entity_id = id;
+      op.field = "city";
+      op.value = "Allanche";
+      op.hlc = ((RelaisOp *) g_ptr_array_index (history, 0))->hlc + 1;
+      op.author = "bruno";
+      op.device = "bruno-laptop";
+      op.parents = NULL;
+      g_assert_true (relais_vault_begin (vault, &local));
+      g_assert_true (relais_oplog_apply (vault, &op, &is_new, &local));
+      g_assert_true (relais_vault_commit (vault, &local));
+      g_assert_no_error (local);
+      g_assert_true (is_new);
+      g_free (op.id);
+    }
+    unresolved = relais_oplog_conflicts (vault, NULL, &local);
+    g_assert_cmpuint (unresolved->len, ==, 1);
+    relais_conflicts_page_refresh (page);
+    name = g_strdup ("Open the dossier of QUENOUILLÈRE Hélène");
+    button = find_button_with_icon (GTK_WIDGET (page), "go-next-symbolic");
+    g_assert_nonnull (button);
+    gtk_test_accessible_assert_property (button, GTK_ACCESSIBLE_PROPERTY_LABEL, name);
+    g_signal_emit_by_name (button, "clicked");
+    g_assert_cmpstr (relais_window_get_state (window), ==, "vault");
+    g_assert_cmpstr (relais_vault_view_get_dossier_id (view), ==, id);
+  }
+
   /* Locking empties the page even when it is shown. */
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "sync.conflicts", NULL));
   relais_window_lock (window);

@@ -41,6 +41,7 @@ enum {
 
 enum {
   BACK,
+  OPEN_DOSSIER,
   RESOLVED,
   TOAST,
   N_SIGNALS
@@ -477,6 +478,35 @@ on_keep_clicked (GtkButton *button,
   g_signal_emit (self, signals[RESOLVED], 0, dossier);
 }
 
+static void
+on_open_clicked (GtkButton           *button,
+                 RelaisConflictsPage *self)
+{
+  const char *dossier = g_object_get_data (G_OBJECT (button), "dossier");
+
+  g_signal_emit (self, signals[OPEN_DOSSIER], 0, dossier);
+}
+
+/* A button beside the person's name, to see the field in its dossier. */
+static GtkWidget *
+open_button (RelaisConflictsPage *self,
+             const char          *dossier,
+             const char          *name)
+{
+  GtkWidget *button = gtk_button_new_from_icon_name ("go-next-symbolic");
+  g_autofree char *label = g_strdup_printf (_("Open the dossier of %s"), name);
+
+  gtk_widget_add_css_class (button, "flat");
+  gtk_widget_set_valign (button, GTK_ALIGN_CENTER);
+  gtk_widget_set_tooltip_text (button, _("Open the Dossier"));
+  gtk_accessible_update_property (GTK_ACCESSIBLE (button),
+                                  GTK_ACCESSIBLE_PROPERTY_LABEL, label,
+                                  -1);
+  g_object_set_data_full (G_OBJECT (button), "dossier", g_strdup (dossier), g_free);
+  g_signal_connect_object (button, "clicked", G_CALLBACK (on_open_clicked), self, 0);
+  return button;
+}
+
 static char *
 describe_author (RelaisConflictsPage *self,
                  const RelaisOp      *op)
@@ -692,6 +722,17 @@ relais_conflicts_page_class_init (RelaisConflictsPageClass *klass)
                   G_TYPE_NONE, 0);
 
   /**
+   * RelaisConflictsPage::open-dossier:
+   * @dossier: the dossier to show
+   */
+  signals[OPEN_DOSSIER] =
+    g_signal_new ("open-dossier",
+                  G_TYPE_FROM_CLASS (klass),
+                  G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL,
+                  G_TYPE_NONE, 1, G_TYPE_STRING);
+
+  /**
    * RelaisConflictsPage::resolved:
    * @dossier: the dossier whose field was resolved
    */
@@ -834,6 +875,8 @@ relais_conflicts_page_refresh (RelaisConflictsPage *self)
 
       adw_preferences_group_set_title (ADW_PREFERENCES_GROUP (group), title);
       adw_preferences_group_set_description (ADW_PREFERENCES_GROUP (group), description);
+      adw_preferences_group_set_header_suffix (ADW_PREFERENCES_GROUP (group),
+                                               open_button (self, conflict->dossier, item->name));
       for (guint v = 0; v < conflict->values->len; v++)
         adw_preferences_group_add (ADW_PREFERENCES_GROUP (group),
                                    value_row (self, conflict, g_ptr_array_index (conflict->values, v), v == 0));

@@ -952,6 +952,17 @@ relais_vault_view_reload (RelaisVaultView *self)
 }
 
 void
+relais_vault_view_open_dossier_pane (RelaisVaultView *self)
+{
+  g_return_if_fail (RELAIS_IS_VAULT_VIEW (self));
+
+  /* On a narrow window the list slides away; the keyboard goes to the
+   * dossier either way. */
+  adw_leaflet_navigate (self->leaflet, ADW_NAVIGATION_DIRECTION_FORWARD);
+  gtk_widget_child_focus (GTK_WIDGET (self->dossier_stack), GTK_DIR_TAB_FORWARD);
+}
+
+void
 relais_vault_view_focus_search (RelaisVaultView *self)
 {
   g_return_if_fail (RELAIS_IS_VAULT_VIEW (self));

@@ -31,6 +31,9 @@ void               relais_vault_view_refresh        (RelaisVaultView *self);
  * one the person is typing in): after changes from elsewhere (sync). */
 void               relais_vault_view_reload         (RelaisVaultView *self);
 void               relais_vault_view_focus_search   (RelaisVaultView *self);
+/* Shows the dossier's side (a narrow window slides the list away) and
+ * moves the keyboard focus there. */
+void               relais_vault_view_open_dossier_pane (RelaisVaultView *self);
 /* The sync state under the list of dossiers. */
 RelaisSyncIndicator *relais_vault_view_get_sync_indicator (RelaisVaultView *self);
 

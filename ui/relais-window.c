@@ -830,6 +830,18 @@ on_conflicts_back (RelaisWindow *self)
 }
 
 static void
+on_conflict_open_dossier (RelaisWindow *self,
+                          const char   *dossier)
+{
+  if (self->view == NULL)
+    return;
+
+  on_conflicts_back (self);
+  relais_vault_view_show_dossier (self->view, dossier);
+  relais_vault_view_open_dossier_pane (self->view);
+}
+
+static void
 on_conflict_resolved (RelaisWindow *self,
                       const char   *dossier)
 {
@@ -1251,6 +1263,7 @@ relais_window_class_init (RelaisWindowClass *klass)
   gtk_widget_class_bind_template_callback (widget_class, on_passphrase_activated);
   gtk_widget_class_bind_template_callback (widget_class, on_view_toast);
   gtk_widget_class_bind_template_callback (widget_class, on_conflicts_back);
+  gtk_widget_class_bind_template_callback (widget_class, on_conflict_open_dossier);
   gtk_widget_class_bind_template_callback (widget_class, on_conflict_resolved);
 
   gtk_widget_class_install_action (widget_class, "vault.create", NULL, relais_window_create);
