@@ -31,7 +31,8 @@
 #define STALE_TMP_SECONDS   3600
 
 struct _RelaisSpool {
-  char *dir;
+  char      *dir;
+  GPtrArray *batch;   /* PendingFile, between begin_batch and commit_batch */
 };
 
 static const char *const subdirs[] = { "out", "in", "keys", "register", "retired" };
@@ -707,6 +708,8 @@ relais_spool_free (RelaisSpool *spool)
 {
   if (spool == NULL)
     return;
+  /* An uncommitted batch is dropped: its hidden files go. */
+  g_clear_pointer (&spool->batch, g_ptr_array_unref);
   g_free (spool->dir);
   g_free (spool);
 }
@@ -911,6 +914,8 @@ relais_spool_add_out (RelaisSpool  *spool,
   if (!relais_changeset_peek (data, len, &header, error))
     return FALSE;
   name = envelope_name (header.id);
+  if (spool->batch != NULL)
+    return add_pending (spool->batch, dir, ".tmp", name, data, len, error);
   return write_file (dir, name, data, len, 0600, WRITE_SYNC | WRITE_SYNC_DIR, error);
 }
 
@@ -1006,7 +1011,32 @@ relais_spool_add_registration (RelaisSpool  *spool,
   json_builder_end_object (b);
   text = builder_to_string (b);
   name = g_strconcat (dossier_id, ".json", NULL);
+  if (spool->batch != NULL)
+    return add_pending (spool->batch, dir, ".tmp", name, text, strlen (text), error);
   return write_file (dir, name, text, strlen (text), 0600, WRITE_SYNC | WRITE_SYNC_DIR, error);
+}
+
+void
+relais_spool_begin_batch (RelaisSpool *spool)
+{
+  g_return_if_fail (spool->batch == NULL);
+  spool->batch = g_ptr_array_new_with_free_func ((GDestroyNotify) pending_file_free);
+}
+
+gboolean
+relais_spool_commit_batch (RelaisSpool  *spool,
+                           GError      **error)
+{
+  g_autoptr(GPtrArray) batch = g_steal_pointer (&spool->batch);
+  g_autofree char *out = g_build_filename (spool->dir, "out", NULL);
+  g_autofree char *reg = g_build_filename (spool->dir, "register", NULL);
+
+  g_return_val_if_fail (batch != NULL, FALSE);
+  if (batch->len == 0)
+    return TRUE;
+  return commit_pending (batch, spool->dir, error)
+         && fsync_dir (out, error)
+         && fsync_dir (reg, error);
 }
 
 /* A registration file back into create's arguments. */

@@ -91,6 +91,15 @@ gboolean relais_spool_add_registration (RelaisSpool  *spool,
                                         GBytes       *recovery_wrapped_key,
                                         GError      **error);
 
+/* Between these two, relais_spool_add_out() and _add_registration()
+ * write hidden files that commit makes durable together (one sync of the
+ * file system instead of two fsyncs each) and then names: nothing is
+ * queued, and nothing visible, until commit returns TRUE.  Freeing the
+ * spool without committing drops the batch. */
+void     relais_spool_begin_batch  (RelaisSpool  *spool);
+gboolean relais_spool_commit_batch (RelaisSpool  *spool,
+                                    GError      **error);
+
 /* Envelopes waiting in out/ and retired/, and registrations. */
 guint    relais_spool_count_pending (RelaisSpool *spool);
 

@@ -1187,6 +1187,46 @@ test_spool_files (void)
       g_assert_cmpuint (relais_spool_count_pending (spool), ==, 2);
     }
 
+    /* A batch: nothing visible until committed; dropped if never. */
+    {
+      g_autoptr(GBytes) e3 = seal_one (DOSSIER, 1, key, "user-1", "device-1", user->sign_sk, 1);
+      g_autoptr(GPtrArray) reg = g_ptr_array_new_with_free_func ((GDestroyNotify) relais_wrapped_key_free);
+      g_autoptr(GBytes) w2 = relais_dossier_key_wrap (key, "dossier-batch", 1, user->box_pk);
+      g_autofree char *hex3 = envelope_hex_id (e3);
+      g_autofree char *name3 = g_strconcat (hex3, ".rlcs", NULL);
+      g_autofree char *path3 = g_build_filename (dir, "out", name3, NULL);
+      RelaisSpool *other = relais_spool_open (vault, &error);
+
+      g_ptr_array_add (reg, relais_wrapped_key_new ("user-1", 1, w2));
+      relais_spool_begin_batch (other);
+      g_assert_true (relais_spool_add_out (other, e3, &error));
+      g_assert_true (relais_spool_add_registration (other, "dossier-batch", reg, NULL, &error));
+      g_assert_no_error (error);
+      g_assert_cmpuint (relais_spool_count_pending (spool), ==, 2);
+      relais_spool_free (other);
+      g_assert_cmpuint (relais_spool_count_pending (spool), ==, 2);
+      g_assert_cmpuint (count_entries (dir, "out"), ==, 2);
+      g_assert_cmpuint (count_entries (dir, "register"), ==, 0);
+
+      relais_spool_begin_batch (spool);
+      g_assert_true (relais_spool_add_out (spool, e3, &error));
+      g_assert_true (relais_spool_add_registration (spool, "dossier-batch", reg, NULL, &error));
+      g_assert_cmpuint (relais_spool_count_pending (spool), ==, 2);
+      g_assert_true (relais_spool_commit_batch (spool, &error));
+      g_assert_no_error (error);
+      g_assert_cmpuint (relais_spool_count_pending (spool), ==, 4);
+      g_assert_true (g_file_test (path3, G_FILE_TEST_IS_REGULAR));
+      g_assert_cmpuint (count_entries (dir, "out"), ==, 3);
+      g_assert_cmpuint (count_entries (dir, "register"), ==, 1);
+      g_assert_cmpint (g_unlink (path3), ==, 0);
+      {
+        g_autofree char *regpath = g_build_filename (dir, "register", "dossier-batch.json", NULL);
+
+        g_assert_cmpint (g_unlink (regpath), ==, 0);
+      }
+      g_assert_cmpuint (relais_spool_count_pending (spool), ==, 2);
+    }
+
     g_ptr_array_add (members, relais_wrapped_key_new ("user-1", 1, wrapped));
     g_assert_true (relais_spool_add_registration (spool, DOSSIER, members, NULL, &error));
     g_assert_no_error (error);
