@@ -8,6 +8,7 @@
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <string.h>
 
 #include "relais-import.h"
@@ -1269,6 +1270,13 @@ typedef struct {
   char        *url;
 } TestServer;
 
+/* A test that fails stops at once: its server must not outlive it. */
+static void
+die_with_parent (gpointer data)
+{
+  prctl (PR_SET_PDEATHSIG, SIGTERM);
+}
+
 /* @listen: "127.0.0.1:0" for a free port. */
 static TestServer *
 server_start (const char *server,
@@ -1280,10 +1288,12 @@ server_start (const char *server,
   g_autoptr(GError) error = NULL;
   g_autoptr(GDataInputStream) out = NULL;
   g_autofree char *line = NULL;
+  g_autoptr(GSubprocessLauncher) launcher = NULL;
   TestServer *test_server = g_new0 (TestServer, 1);
 
-  test_server->process = g_subprocess_newv (argv, G_SUBPROCESS_FLAGS_STDOUT_PIPE
-                                            | G_SUBPROCESS_FLAGS_STDERR_SILENCE, &error);
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_SILENCE);
+  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
+  test_server->process = g_subprocess_launcher_spawnv (launcher, argv, &error);
   g_assert_no_error (error);
   out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (test_server->process));
   line = g_data_input_stream_read_line_utf8 (out, NULL, NULL, &error);
