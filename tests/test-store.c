@@ -1168,6 +1168,70 @@ test_pull_paging (Fixture       *f,
   g_assert_cmpuint (pulled->len, ==, 0);
 }
 
+/* More change sets since the cursor than a pull scans in seq order: the
+ * first pages go dossier by dossier, the last ones by seq (see
+ * RELAIS_STORE_PULL_SCAN_BUDGET); both give every change set once, in
+ * order, with the same filters. */
+static void
+test_pull_strategies (Fixture       *f,
+                      gconstpointer  data)
+{
+  g_autoptr(GArray) mine = g_array_new (FALSE, FALSE, sizeof (guint64));
+  g_autoptr(GArray) mine_not_by_a2 = g_array_new (FALSE, FALSE, sizeof (guint64));
+  g_autoptr(GPtrArray) pulled = NULL;
+  RelaisStoreCursor cursor = { 0, 0 };
+
+  if (f->store == NULL)
+    return;
+
+  add_user (f->store, "ua", "A", "org-a", 1);
+  add_user (f->store, "uc", "C", "org-a", 3);
+  for (int d = 0; d < 4; d++)
+    {
+      g_autofree char *id = g_strdup_printf ("D%d", d);
+
+      create_dossier (f->store, id, "ua", NULL);
+    }
+  create_dossier (f->store, "DX", "uc", NULL);
+  for (int i = 0; i < 500; i++)
+    {
+      g_autofree char *id = g_strdup_printf ("D%d", i % 4);
+      const char *device = i % 5 == 0 ? "a2" : "a1";
+      guint64 seq;
+
+      /* Others' change sets between the user's: scanned, not returned. */
+      push_new (f->store, "DX", 1, "uc", "c1", 20);
+      if (i % 2 == 0)
+        continue;
+      seq = push_new (f->store, id, 1, "ua", device, 20 + i % 13);
+      g_array_append_val (mine, seq);
+      if (strcmp (device, "a2") != 0)
+        g_array_append_val (mine_not_by_a2, seq);
+    }
+
+  pulled = pull_all (f->store, "ua", NULL, &cursor, 7, 1 << 20);
+  g_assert_cmpuint (pulled->len, ==, mine->len);
+  for (guint i = 0; i < pulled->len; i++)
+    g_assert_cmpuint (((RelaisStorePulled *) pulled->pdata[i])->position.seq, ==,
+                      g_array_index (mine, guint64, i));
+  g_clear_pointer (&pulled, g_ptr_array_unref);
+
+  memset (&cursor, 0, sizeof cursor);
+  pulled = pull_all (f->store, "ua", "a2", &cursor, 7, 1 << 20);
+  g_assert_cmpuint (pulled->len, ==, mine_not_by_a2->len);
+  for (guint i = 0; i < pulled->len; i++)
+    g_assert_cmpuint (((RelaisStorePulled *) pulled->pdata[i])->position.seq, ==,
+                      g_array_index (mine_not_by_a2, guint64, i));
+  g_clear_pointer (&pulled, g_ptr_array_unref);
+
+  /* Byte-limited pages, from the middle. */
+  cursor.vis = cursor.seq = g_array_index (mine, guint64, 100);
+  pulled = pull_all (f->store, "ua", NULL, &cursor, 50, 100);
+  g_assert_cmpuint (pulled->len, ==, mine->len - 101);
+  g_assert_cmpuint (((RelaisStorePulled *) pulled->pdata[0])->position.seq, ==,
+                    g_array_index (mine, guint64, 101));
+}
+
 static void
 test_cursor_resume (Fixture       *f,
                     gconstpointer  data)
@@ -1774,6 +1838,7 @@ main (int argc, char **argv)
   add_case ("recovery-wraps", test_recovery_wraps);
   add_case ("changeset-put", test_changeset_put);
   add_case ("pull-paging", test_pull_paging);
+  add_case ("pull-strategies", test_pull_strategies);
   add_case ("cursor-resume", test_cursor_resume);
   add_case ("concurrency", test_concurrency);
   add_case ("reopen", test_reopen);

@@ -816,8 +816,9 @@ bump_dossier (RelaisStorePg  *self,
 
 /* Version 1: the same tables as the SQLite store.  Every table that grows
  * with dossiers has dossier_id first in its primary key, so that it can be
- * partitioned by dossier (hash partitions on dossier_id); no index spans
- * dossiers but members_user, which is by user. */
+ * partitioned by dossier (hash partitions on dossier_id).  Two indexes
+ * span dossiers: members_user, by user, and changesets_seq, by seq (on a
+ * partitioned table each partition has its own, merged in seq order). */
 static const char schema_v1[] =
   "CREATE TABLE meta ("
   "  key text PRIMARY KEY,"
@@ -896,7 +897,8 @@ static const char schema_v1[] =
   "  PRIMARY KEY (dossier_id, id));"
   /* Envelopes are random bytes: compressing them only costs time. */
   "ALTER TABLE changesets ALTER COLUMN envelope SET STORAGE EXTERNAL;"
-  "CREATE INDEX changesets_pull ON changesets (dossier_id, seq) INCLUDE (device_id, size);";
+  "CREATE INDEX changesets_pull ON changesets (dossier_id, seq) INCLUDE (device_id, size);"
+  "CREATE INDEX changesets_seq ON changesets (seq) INCLUDE (dossier_id, device_id, size);";
 
 /* The migration ladder: migrations[v] takes the schema from version v to
  * v + 1.  Add a step for every schema change; never edit a shipped one. */
@@ -2271,23 +2273,45 @@ pg_changeset_put (RelaisStore                 *store,
 /* The pull, in one statement (its own snapshot):
  *  - cand: change sets pushed after the user joined (vis = seq) from the
  *    cursor on, and those pushed before the user joined a dossier (vis =
- *    joined_seq) for dossiers joined at or after the cursor.  Each is a
- *    LATERAL range scan of changesets_pull per dossier of the user (from
- *    members_user), at most $6 rows each, so that a dossier with a long
- *    history does not make every page sort all of it;
+ *    joined_seq) for dossiers joined at or after the cursor;
  *  - page: the first $6 of those in (vis, seq) order, with their running
  *    size;
  *  - the envelopes of those within $7 bytes (the first always): the others
- *    are read from the index only. */
+ *    are read from the indexes only.
+ * The vis = seq change sets are found one of two ways, which give the same
+ * rows; the cheaper runs (the other is cut by a one-time filter):
+ *  - when few change sets at all were pushed since the cursor (fewer than
+ *    $8, judged from the sequence), by scanning them in seq order
+ *    (changesets_seq) and keeping those of the user's dossiers, each
+ *    looked up by the primary key (a scalar subquery, which the planner
+ *    does not turn into a hash of all the user's memberships): an
+ *    incremental pull costs what was pushed since, not how many dossiers
+ *    the user has;
+ *  - otherwise by a LATERAL range scan of changesets_pull per dossier of
+ *    the user (from members_user), at most $6 rows each, so that a dossier
+ *    with a long history does not make every page sort all of it.
+ * The pre-join change sets are always found per dossier: only dossiers
+ * joined since the cursor are read. */
 static const char pull_sql[] =
-  "WITH cand AS ("
+  "WITH horizon AS ("
+  "  SELECT last_value - $2::bigint < $8::bigint AS recent FROM changeset_seq"
+  "), cand AS ("
+  "  SELECT c.dossier_id, c.seq, c.seq AS vis, c.size"
+  "    FROM (SELECT c.dossier_id, c.seq, c.size FROM changesets c"
+  "           WHERE c.seq >= $2::bigint AND c.device_id IS DISTINCT FROM $3::text"
+  "             AND (SELECT m.joined_seq FROM members m"
+  "                   WHERE m.dossier_id = c.dossier_id AND m.user_id = $1"
+  "                     AND m.until_epoch = 0 LIMIT 1) < c.seq"
+  "           ORDER BY c.seq LIMIT $6::bigint) c"
+  "   WHERE (SELECT recent FROM horizon)"
+  "  UNION ALL"
   "  SELECT m.dossier_id, c.seq, c.seq AS vis, c.size"
   "    FROM members m CROSS JOIN LATERAL ("
   "      SELECT c.seq, c.size FROM changesets c"
   "       WHERE c.dossier_id = m.dossier_id AND c.seq >= GREATEST ($2::bigint, m.joined_seq + 1)"
   "         AND c.device_id IS DISTINCT FROM $3::text"
   "       ORDER BY c.seq LIMIT $6::bigint) c"
-  "   WHERE m.user_id = $1 AND m.until_epoch = 0"
+  "   WHERE m.user_id = $1 AND m.until_epoch = 0 AND NOT (SELECT recent FROM horizon)"
   "  UNION ALL"
   "  SELECT m.dossier_id, c.seq, m.joined_seq AS vis, c.size"
   "    FROM members m CROSS JOIN LATERAL ("
@@ -2341,6 +2365,7 @@ pg_changeset_pull (RelaisStore              *store,
   p_int (&p, (gint64) after->seq);
   p_int (&p, (gint64) limit + 1);
   p_int (&p, (gint64) MIN (max_bytes, (gsize) G_MAXINT64));
+  p_int (&p, RELAIS_STORE_PULL_SCAN_BUDGET (limit));
   res = run_one_full (self, pull_sql, &p, TRUE, error);
   if (res == NULL)
     return NULL;

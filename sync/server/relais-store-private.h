@@ -69,6 +69,13 @@ struct _RelaisStore {
   const RelaisStoreVTable *vtable;
 };
 
+/* A pull scans every change set pushed since its cursor, in seq order,
+ * when there are fewer than this many; otherwise it scans each dossier of
+ * the user (relais-store-sqlite.c, relais-store-pg.c).  Small enough that
+ * such a scan costs little more than a page; large enough that the
+ * incremental pulls of a busy server take it. */
+#define RELAIS_STORE_PULL_SCAN_BUDGET(limit) (4 * (gint64) (limit) + 256)
+
 /* The implementations' open functions, given the URI whole. */
 RelaisStore *relais_store_sqlite_open (const char *uri, GError **error);
 RelaisStore *relais_store_pg_open     (const char *uri, GError **error);

@@ -563,7 +563,8 @@ static const char schema_v1[] =
   "  created INTEGER NOT NULL,"
   "  envelope BLOB NOT NULL,"
   "  PRIMARY KEY (dossier_id, id));"
-  "CREATE INDEX changesets_pull ON changesets (dossier_id, seq, device_id, size);";
+  "CREATE INDEX changesets_pull ON changesets (dossier_id, seq, device_id, size);"
+  "CREATE INDEX changesets_seq ON changesets (seq, dossier_id, device_id, size);";
 
 /* The migration ladder: migrations[v] takes the schema from version v to
  * v + 1.  Add a step for every schema change; never edit a shipped one. */
@@ -1918,15 +1919,62 @@ sqlite_changeset_put (RelaisStore                 *store,
 }
 
 /* The pull in two steps: first the positions and sizes of the next change
- * sets, from the members_current and changesets_pull indexes alone, then
- * the envelopes of those that fit.  The first query is the union of
+ * sets, from indexes alone, then the envelopes of those that fit.  The
+ * first query is the union of
  *  - change sets pushed after the user joined (vis = seq), from the
- *    cursor on: a range scan per dossier of the user;
+ *    cursor on, found one of two ways that give the same rows, whichever
+ *    is cheaper (chosen before the query):
+ *    - when few change sets at all were pushed since the cursor (fewer
+ *      than RELAIS_STORE_PULL_SCAN_BUDGET, judged from the sequence), by
+ *      scanning them in seq order (changesets_seq) and keeping those of
+ *      the user's dossiers: an incremental pull costs what was pushed
+ *      since, not how many dossiers the user has;
+ *    - otherwise by a range scan per dossier of the user (changesets_pull);
  *  - change sets pushed before the user joined a dossier (vis =
  *    joined_seq), only for dossiers joined at or after the cursor.
- * Each takes at most a page's worth of rows per dossier (up to the seq of
- * the dossier's limit-th candidate, with the same filters), so that a
+ * Per dossier, each takes at most a page's worth of rows (up to the seq
+ * of the dossier's limit-th candidate, with the same filters), so that a
  * dossier with a long history does not make every page sort all of it. */
+/* The change sets pushed before the user joined a dossier, for dossiers
+ * joined at or after the cursor (both pulls end with it). */
+#define PULL_JOINED_SQL \
+  "SELECT c.rowid, c.dossier_id, c.seq, m.joined_seq AS vis, c.size" \
+  "  FROM members m JOIN changesets c" \
+  "    ON c.dossier_id = m.dossier_id AND c.seq < m.joined_seq" \
+  "   AND c.seq <= IFNULL((SELECT b.seq FROM changesets b" \
+  "                         WHERE b.dossier_id = m.dossier_id AND b.seq < m.joined_seq" \
+  "                           AND (m.joined_seq > ?4 OR b.seq > ?5)" \
+  "                           AND b.device_id IS NOT ?3" \
+  "                         ORDER BY b.seq LIMIT 1 OFFSET ?6 - 1), 9223372036854775807)" \
+  "  WHERE m.user_id = ?1 AND m.until_epoch = 0 AND m.joined_seq >= ?4" \
+  "    AND (m.joined_seq > ?4 OR c.seq > ?5) AND c.device_id IS NOT ?3" \
+  " ORDER BY 4, 3 LIMIT ?6"
+
+/* +m.user_id: the member is looked up by the primary key (dossier, user),
+ * never by walking the user's rows in members_current. */
+static const char pull_by_seq_sql[] =
+  "SELECT c.rowid, c.dossier_id, c.seq, c.seq AS vis, c.size"
+  "  FROM changesets c INDEXED BY changesets_seq"
+  "  WHERE c.seq >= ?2 AND c.device_id IS NOT ?3"
+  "    AND EXISTS (SELECT 1 FROM members m"
+  "                 WHERE m.dossier_id = c.dossier_id AND +m.user_id = ?1"
+  "                   AND m.until_epoch = 0 AND m.joined_seq < c.seq)"
+  " UNION ALL "
+  PULL_JOINED_SQL;
+
+static const char pull_by_dossier_sql[] =
+  "SELECT c.rowid, c.dossier_id, c.seq, c.seq AS vis, c.size"
+  "  FROM members m JOIN changesets c"
+  "    ON c.dossier_id = m.dossier_id AND c.seq >= MAX(?2, m.joined_seq + 1)"
+  "   AND c.seq <= IFNULL((SELECT b.seq FROM changesets b"
+  "                         WHERE b.dossier_id = m.dossier_id"
+  "                           AND b.seq >= MAX(?2, m.joined_seq + 1)"
+  "                           AND b.device_id IS NOT ?3"
+  "                         ORDER BY b.seq LIMIT 1 OFFSET ?6 - 1), 9223372036854775807)"
+  "  WHERE m.user_id = ?1 AND m.until_epoch = 0 AND c.device_id IS NOT ?3"
+  " UNION ALL "
+  PULL_JOINED_SQL;
+
 static GPtrArray *
 changeset_pull_in (Conn                     *conn,
                    const char               *user_id,
@@ -1942,6 +1990,7 @@ changeset_pull_in (Conn                     *conn,
   gint64 lo;
   gsize total = 0;
   gboolean more = FALSE;
+  gboolean by_seq;
   int row;
 
   /* Cursors come from this server (MACed), but stay within SQLite's
@@ -1955,29 +2004,24 @@ changeset_pull_in (Conn                     *conn,
    * seq = after.vis when that position was a join's and not yet passed. */
   lo = after->seq < after->vis ? (gint64) after->vis : (gint64) after->vis + 1;
 
+  /* The way to find the vis = seq change sets, from how many change sets
+   * at all were pushed since the cursor. */
   {
-    g_autoptr(CachedStmt) stmt = conn_stmt (conn,
-        "SELECT c.rowid, c.dossier_id, c.seq, c.seq AS vis, c.size"
-        "  FROM members m JOIN changesets c"
-        "    ON c.dossier_id = m.dossier_id AND c.seq >= MAX(?2, m.joined_seq + 1)"
-        "   AND c.seq <= IFNULL((SELECT b.seq FROM changesets b"
-        "                         WHERE b.dossier_id = m.dossier_id"
-        "                           AND b.seq >= MAX(?2, m.joined_seq + 1)"
-        "                           AND b.device_id IS NOT ?3"
-        "                         ORDER BY b.seq LIMIT 1 OFFSET ?6 - 1), 9223372036854775807)"
-        "  WHERE m.user_id = ?1 AND m.until_epoch = 0 AND c.device_id IS NOT ?3"
-        " UNION ALL "
-        "SELECT c.rowid, c.dossier_id, c.seq, m.joined_seq AS vis, c.size"
-        "  FROM members m JOIN changesets c"
-        "    ON c.dossier_id = m.dossier_id AND c.seq < m.joined_seq"
-        "   AND c.seq <= IFNULL((SELECT b.seq FROM changesets b"
-        "                         WHERE b.dossier_id = m.dossier_id AND b.seq < m.joined_seq"
-        "                           AND (m.joined_seq > ?4 OR b.seq > ?5)"
-        "                           AND b.device_id IS NOT ?3"
-        "                         ORDER BY b.seq LIMIT 1 OFFSET ?6 - 1), 9223372036854775807)"
-        "  WHERE m.user_id = ?1 AND m.until_epoch = 0 AND m.joined_seq >= ?4"
-        "    AND (m.joined_seq > ?4 OR c.seq > ?5) AND c.device_id IS NOT ?3"
-        " ORDER BY 4, 3 LIMIT ?6", error);
+    g_autoptr(CachedStmt) stmt = conn_stmt (conn, "SELECT value FROM seq", error);
+
+    if (stmt == NULL || step_row (stmt, error) != 1)
+      {
+        if (error != NULL && *error == NULL)
+          g_set_error_literal (error, RELAIS_STORE_ERROR, RELAIS_STORE_ERROR_FAILED,
+                               "SQLite store: the sequence row is missing");
+        return NULL;
+      }
+    by_seq = sqlite3_column_int64 (stmt, 0) - lo < RELAIS_STORE_PULL_SCAN_BUDGET (limit);
+  }
+
+  {
+    g_autoptr(CachedStmt) stmt = conn_stmt (conn, by_seq ? pull_by_seq_sql : pull_by_dossier_sql,
+                                            error);
 
     if (stmt == NULL)
       return NULL;
