@@ -35,7 +35,7 @@ struct _RelaisSpool {
   GPtrArray *batch;   /* PendingFile, between begin_batch and commit_batch */
 };
 
-static const char *const subdirs[] = { "out", "in", "keys", "register", "retired" };
+static const char *const subdirs[] = { "out", "in", "keys", "register", "retired", "refused" };
 
 typedef struct {
   char   *server;
@@ -1434,6 +1434,24 @@ is_refusal (const GError *error)
              || error->code == RELAIS_CLIENT_ERROR_NOT_FOUND);
 }
 
+/* Moves a file the server refused for good into refused/, durably (or it
+ * could come back and be refused again). */
+static gboolean
+set_aside (RelaisSpool  *spool,
+           const char   *path,
+           const char   *name,
+           GError      **error)
+{
+  g_autofree char *refused = g_build_filename (spool->dir, "refused", NULL);
+  g_autofree char *to = g_build_filename (refused, name, NULL);
+
+  if (g_mkdir_with_parents (refused, 0700) != 0)
+    return set_errno_error (error, errno, IO_CREATE, refused);
+  if (g_rename (path, to) != 0)
+    return set_errno_error (error, errno, IO_MOVE, path);
+  return fsync_dir (refused, error);
+}
+
 static gboolean
 exchange_register (Exchange  *x,
                    GError   **error)
@@ -1471,6 +1489,8 @@ exchange_register (Exchange  *x,
             {
               note_refusal (x, local->message, local->code);
               g_clear_error (&local);
+              if (!set_aside (x->spool, path, name, error))
+                return FALSE;
               continue;
             }
           g_propagate_error (error, g_steal_pointer (&local));
@@ -1522,7 +1542,11 @@ push_batch (Exchange   *x,
             x->report->refused++;
         }
       else
-        note_refusal (x, r->error, refusal_code (r->error));
+        {
+          note_refusal (x, r->error, refusal_code (r->error));
+          if (!set_aside (x->spool, path, name, error))
+            return FALSE;
+        }
     }
   /* A removal lost to a power cut only pushes again (duplicate); a move
    * must reach retired/ for the engine to re-seal it. */

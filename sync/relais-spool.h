@@ -26,6 +26,10 @@ G_BEGIN_DECLS
  *                                dossier, from pulls
  *     retired/ID.rlcs            pushes refused with epoch_retired: the
  *                                unlocked engine re-seals them at the new epoch
+ *     refused/ID.rlcs            pushes and registrations (DOSSIER.json) the
+ *                                server refused for good (not_member after a
+ *                                removal, author_mismatch…): kept for a
+ *                                person to look at, never sent again
  *
  * Every file is written whole (temporary file, fsync, rename, fsync of the
  * directory) before the step that depends on it: a pulled envelope is on
@@ -141,7 +145,7 @@ gboolean   relais_spool_remove_retired (RelaisSpool  *spool,
 
 typedef struct {
   guint pushed;      /* stored or duplicate (a retried push counts once) */
-  guint refused;     /* refused by the server, kept in out/ or retired/ */
+  guint refused;     /* refused by the server: moved to retired/ or refused/ */
   guint pulled;      /* envelopes written to in/ */
   guint registered;  /* dossiers registered */
 } RelaisExchangeReport;
@@ -153,9 +157,13 @@ typedef struct {
  * only when the whole exchange completed; on a cut it keeps everything
  * done so far and fails with the client's error (the next exchange
  * resumes).  A change set or registration the server refuses (other than
- * epoch_retired, which moves to retired/) stays queued and is counted in
- * @report->refused; the rest of the exchange goes on, then it fails with
- * the first refusal's code (FORBIDDEN, CONFLICT…), not transient.  While
+ * epoch_retired, which moves to retired/) moves to refused/ and is counted
+ * in @report->refused: a refusal is the server's final word on that
+ * envelope (a member removed from a dossier stays removed), and left in
+ * out/ it would fail every later sync.  The rest of the exchange goes on,
+ * then this exchange fails with the first refusal's code (FORBIDDEN,
+ * CONFLICT…), not transient, so the person is told once; the next one
+ * completes.  While
  * another exchange of the spool runs, fails at once with UNAVAILABLE.  On
  * REVOKED, wipes the spool; the caller wipes the vault. */
 gboolean relais_spool_exchange (RelaisSpool           *spool,

@@ -2027,6 +2027,8 @@ open_in (RelaisSpool *spool,
   return n_ops;
 }
 
+static guint count_files (const char *spool_dir, const char *sub);
+
 static void
 test_server_spool_share (void)
 {
@@ -2127,8 +2129,9 @@ test_server_spool_share (void)
     g_assert_cmpuint (open_in (sa, a, DOSSIER, ids_a), ==, 2);
   }
 
-  /* A change set the server refuses for good stays in out/, is counted,
-   * and the exchange does not claim success. */
+  /* A change set the server refuses for good moves to refused/, is
+   * counted, and this exchange does not claim success; the next one, with
+   * nothing refused left to send, does. */
   {
     g_autoptr(GBytes) forged = seal_one (DOSSIER, 1, key, a->user_id, a->device_id,
                                          b->keys->sign_sk, 1);
@@ -2140,15 +2143,19 @@ test_server_spool_share (void)
     g_assert_nonnull (error);
     g_assert_false (relais_client_error_is_transient (error));
     g_assert_cmpuint (report.refused, ==, 1);
-    g_assert_cmpuint (relais_spool_count_pending (sa), ==, 1);
+    g_assert_cmpuint (relais_spool_count_pending (sa), ==, 0);
+    g_assert_cmpuint (count_files (relais_spool_get_dir (sa), "refused"), ==, 1);
     last = relais_spool_get_last_error (sa);
     g_assert_cmpstr (last, ==, error->message);
     g_assert_cmpint (relais_spool_get_last_success (sa), ==, before);
     g_clear_error (&error);
+    g_assert_true (relais_spool_exchange (sa, &report, NULL, &error));
+    g_assert_no_error (error);
+    g_assert_cmpuint (report.refused, ==, 0);
   }
 
   /* B queues the registration of a dossier A already made alone: refused
-   * (not a member), kept, counted; the pull goes on all the same. */
+   * (not a member), set aside, counted; the pull goes on all the same. */
   {
     g_autoptr(GPtrArray) a_only = member_wraps (key, "dossier-of-a-alone", a);
     g_autoptr(GPtrArray) b_claims = member_wraps (key, "dossier-of-a-alone", b);
@@ -2157,10 +2164,10 @@ test_server_spool_share (void)
     g_assert_true (relais_client_dossier_create (a->client, "dossier-of-a-alone", a_only, NULL,
                                                  NULL, &error));
     g_assert_no_error (error);
-    /* The forged one is still in A's out/: A's exchange fails, the good one goes. */
+    /* The forged one was set aside: A's exchange completes. */
     g_assert_true (relais_spool_add_out (sa, e, &error));
-    g_assert_false (relais_spool_exchange (sa, &report, NULL, &error));
-    g_clear_error (&error);
+    g_assert_true (relais_spool_exchange (sa, &report, NULL, &error));
+    g_assert_no_error (error);
     g_assert_cmpuint (report.pushed, ==, 1);
     g_assert_true (relais_spool_add_registration (sb, "dossier-of-a-alone", b_claims, NULL, &error));
     g_assert_false (relais_spool_exchange (sb, &report, NULL, &error));
@@ -2169,7 +2176,8 @@ test_server_spool_share (void)
     g_assert_cmpuint (report.registered, ==, 0);
     g_assert_cmpuint (report.refused, ==, 1);
     g_assert_cmpuint (report.pulled, ==, 1);
-    g_assert_cmpuint (relais_spool_count_pending (sb), ==, 1);
+    g_assert_cmpuint (relais_spool_count_pending (sb), ==, 0);
+    g_assert_cmpuint (count_files (relais_spool_get_dir (sb), "refused"), ==, 1);
   }
 
   /* Revoked: the exchange wipes the spool and says so. */
