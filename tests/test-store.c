@@ -1230,6 +1230,31 @@ test_pull_strategies (Fixture       *f,
   g_assert_cmpuint (pulled->len, ==, mine->len - 101);
   g_assert_cmpuint (((RelaisStorePulled *) pulled->pdata[0])->position.seq, ==,
                     g_array_index (mine, guint64, 101));
+  g_clear_pointer (&pulled, g_ptr_array_unref);
+
+  /* A user with many dossiers, each with one change set: more pushed
+   * since the cursor than the budget, but fewer than 4 per dossier of
+   * theirs, so the pages go by seq from the start. */
+  {
+    g_autoptr(GArray) theirs = g_array_new (FALSE, FALSE, sizeof (guint64));
+
+    add_user (f->store, "ub", "B", "org-a", 2);
+    for (int d = 0; d < 500; d++)
+      {
+        g_autofree char *id = g_strdup_printf ("B%03d", d);
+        guint64 seq;
+
+        create_dossier (f->store, id, "ub", NULL);
+        seq = push_new (f->store, id, 1, "ub", "b1", 20);
+        g_array_append_val (theirs, seq);
+      }
+    memset (&cursor, 0, sizeof cursor);
+    pulled = pull_all (f->store, "ub", NULL, &cursor, 7, 1 << 20);
+    g_assert_cmpuint (pulled->len, ==, theirs->len);
+    for (guint i = 0; i < pulled->len; i++)
+      g_assert_cmpuint (((RelaisStorePulled *) pulled->pdata[i])->position.seq, ==,
+                        g_array_index (theirs, guint64, i));
+  }
 }
 
 static void

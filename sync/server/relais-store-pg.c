@@ -366,6 +366,13 @@ static void
 conn_release (RelaisStorePg *self,
               Conn          *conn)
 {
+  /* A session left in pipeline mode (a pipeline cut short) is in an
+   * unknown state: dropped. */
+  if (PQpipelineStatus (conn->pg) != PQ_PIPELINE_OFF)
+    {
+      conn_free (conn);
+      return;
+    }
   if (PQstatus (conn->pg) == CONNECTION_OK && PQtransactionStatus (conn->pg) != PQTRANS_IDLE)
     PQclear (PQexec (conn->pg, "ROLLBACK"));
   if (PQstatus (conn->pg) != CONNECTION_OK || PQtransactionStatus (conn->pg) != PQTRANS_IDLE)
@@ -2281,7 +2288,9 @@ pg_changeset_put (RelaisStore                 *store,
  * The vis = seq change sets are found one of two ways, which give the same
  * rows; the cheaper runs (the other is cut by a one-time filter):
  *  - when few change sets at all were pushed since the cursor (fewer than
- *    $8, judged from the sequence), by scanning them in seq order
+ *    $8, or than 4 times the user's dossiers: a fresh device of a user
+ *    who has most of the store; judged from the sequence; the count runs
+ *    only when the first test fails), by scanning them in seq order
  *    (changesets_seq) and keeping those of the user's dossiers, each
  *    looked up by the primary key (a scalar subquery, which the planner
  *    does not turn into a hash of all the user's memberships): an
@@ -2294,7 +2303,10 @@ pg_changeset_put (RelaisStore                 *store,
  * joined since the cursor are read. */
 static const char pull_sql[] =
   "WITH horizon AS ("
-  "  SELECT last_value - $2::bigint < $8::bigint AS recent FROM changeset_seq"
+  "  SELECT last_value - $2::bigint < $8::bigint"
+  "         OR last_value - $2::bigint < 4 * (SELECT count(*) FROM members"
+  "                                            WHERE user_id = $1 AND until_epoch = 0) AS recent"
+  "    FROM changeset_seq"
   "), cand AS ("
   "  SELECT c.dossier_id, c.seq, c.seq AS vis, c.size"
   "    FROM (SELECT c.dossier_id, c.seq, c.size FROM changesets c"

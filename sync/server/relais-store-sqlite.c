@@ -1925,10 +1925,12 @@ sqlite_changeset_put (RelaisStore                 *store,
  *    cursor on, found one of two ways that give the same rows, whichever
  *    is cheaper (chosen before the query):
  *    - when few change sets at all were pushed since the cursor (fewer
- *      than RELAIS_STORE_PULL_SCAN_BUDGET, judged from the sequence), by
- *      scanning them in seq order (changesets_seq) and keeping those of
- *      the user's dossiers: an incremental pull costs what was pushed
- *      since, not how many dossiers the user has;
+ *      than RELAIS_STORE_PULL_SCAN_BUDGET, or than 4 times the user's
+ *      dossiers; judged from the sequence), by scanning them in seq order
+ *      (changesets_seq) and keeping those of the user's dossiers: an
+ *      incremental pull costs what was pushed since, not how many
+ *      dossiers the user has, and a fresh device of a user who has most
+ *      of the store reads little more than it gets;
  *    - otherwise by a range scan per dossier of the user (changesets_pull);
  *  - change sets pushed before the user joined a dossier (vis =
  *    joined_seq), only for dossiers joined at or after the cursor.
@@ -1991,6 +1993,7 @@ changeset_pull_in (Conn                     *conn,
   gsize total = 0;
   gboolean more = FALSE;
   gboolean by_seq;
+  gint64 since;
   int row;
 
   /* Cursors come from this server (MACed), but stay within SQLite's
@@ -2016,8 +2019,23 @@ changeset_pull_in (Conn                     *conn,
                                "SQLite store: the sequence row is missing");
         return NULL;
       }
-    by_seq = sqlite3_column_int64 (stmt, 0) - lo < RELAIS_STORE_PULL_SCAN_BUDGET (limit);
+    since = sqlite3_column_int64 (stmt, 0) - lo;
+    by_seq = since < RELAIS_STORE_PULL_SCAN_BUDGET (limit);
   }
+  /* Also when the user has a good part of the store (a fresh device of
+   * theirs): the scan then keeps most of what it reads. */
+  if (!by_seq)
+    {
+      g_autoptr(CachedStmt) stmt = conn_stmt (conn,
+          "SELECT count(*) FROM members WHERE user_id = ?1 AND until_epoch = 0", error);
+
+      if (stmt == NULL)
+        return NULL;
+      bind_text (stmt, 1, user_id);
+      if (step_row (stmt, error) != 1)
+        return NULL;
+      by_seq = since < 4 * sqlite3_column_int64 (stmt, 0);
+    }
 
   {
     g_autoptr(CachedStmt) stmt = conn_stmt (conn, by_seq ? pull_by_seq_sql : pull_by_dossier_sql,
