@@ -1143,6 +1143,81 @@ own_op_from_row (sqlite3_stmt *stmt)
   return op;
 }
 
+/* Queues the registrations of @unregistered and seals this device's
+ * operations of (@sealed_seq, @max_seq] into the spool. */
+static gboolean
+seal_range (Sealer     *sealer,
+            GPtrArray  *unregistered,
+            gint64      sealed_seq,
+            gint64      max_seq,
+            GError    **error)
+{
+  g_autoptr(GPtrArray) ops = NULL;
+  g_autofree char *current = NULL;
+  g_auto(RelaisStmt) stmt = NULL;
+  const char *device = relais_vault_get_device_id (sealer->vault);
+  int rc;
+
+  for (guint i = 0; i < unregistered->len; i++)
+    if (!queue_registration (sealer, g_ptr_array_index (unregistered, i), error))
+      return FALSE;
+
+  stmt = relais_oplog_prepare (sealer->vault,
+                               "SELECT id, dossier, entity, entity_id, field, value, hlc, parents, device"
+                               " FROM op WHERE seq > ?1 AND seq <= ?2 AND device = ?3"
+                               " ORDER BY dossier, seq",
+                               error);
+  if (stmt == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (stmt, 1, sealed_seq);
+  sqlite3_bind_int64 (stmt, 2, max_seq);
+  sqlite3_bind_text (stmt, 3, device, -1, SQLITE_STATIC);
+
+  ops = g_ptr_array_new_with_free_func ((GDestroyNotify) relais_op_free);
+  for (;;)
+    {
+      RelaisOp *op = NULL;
+
+      rc = sqlite3_step (stmt);
+      if (rc == SQLITE_ROW)
+        op = own_op_from_row (stmt);
+      else if (rc != SQLITE_DONE)
+        return db_failed (sealer->vault, rc, error);
+
+      if (current != NULL && (op == NULL || strcmp (op->dossier, current) != 0))
+        {
+          guint8 *key = NULL;
+          guint32 epoch = 0;
+          gboolean ok;
+
+          if (!current_key (sealer->vault, current, &epoch, &key, error))
+            {
+              g_clear_pointer (&op, relais_op_free);
+              return FALSE;
+            }
+          ok = seal_dossier_ops (sealer, current, epoch, key, ops, error);
+          relais_dossier_key_free (key);
+          if (!ok)
+            {
+              g_clear_pointer (&op, relais_op_free);
+              return FALSE;
+            }
+          g_ptr_array_set_size (ops, 0);
+        }
+      if (op == NULL)
+        break;
+      if (current == NULL || strcmp (op->dossier, current) != 0)
+        {
+          g_free (current);
+          current = g_strdup (op->dossier);
+        }
+      g_ptr_array_add (ops, op);
+    }
+  relais_stmt_release (g_steal_pointer (&stmt));
+
+  return TRUE;
+}
+
 gboolean
 relais_sync_seal (RelaisVault  *vault,
                   RelaisSpool  *spool,
@@ -1152,13 +1227,12 @@ relais_sync_seal (RelaisVault  *vault,
   g_autoptr(Identity) identity = NULL;
   g_autoptr(GPtrArray) dossiers = g_ptr_array_new_with_free_func (g_free);
   g_autoptr(GPtrArray) unregistered = g_ptr_array_new ();
-  g_autoptr(GPtrArray) ops = NULL;
-  g_autofree char *current = NULL;
   g_auto(RelaisStmt) stmt = NULL;
   const char *device;
   Sealer sealer = { 0 };
   gint64 sealed_seq = 0;
   gint64 max_seq = 0;
+  gboolean ok;
   int rc;
 
   g_return_val_if_fail (vault != NULL && spool != NULL, FALSE);
@@ -1203,68 +1277,19 @@ relais_sync_seal (RelaisVault  *vault,
 
   if (!ensure_dossier_keys (&sealer, dossiers, unregistered, error))
     return FALSE;
-  for (guint i = 0; i < unregistered->len; i++)
-    if (!queue_registration (&sealer, g_ptr_array_index (unregistered, i), error))
-      return FALSE;
-
-  stmt = relais_oplog_prepare (vault,
-                               "SELECT id, dossier, entity, entity_id, field, value, hlc, parents, device"
-                               " FROM op WHERE seq > ?1 AND seq <= ?2 AND device = ?3"
-                               " ORDER BY dossier, seq",
-                               error);
-  if (stmt == NULL)
+  /* One sync of the disk for the whole lot, before sealed_seq says it
+   * is there.  After a failure the batch is committed all the same, to
+   * close it: what it holds is sealed again next time, which is harmless. */
+  relais_spool_begin_batch (spool);
+  ok = seal_range (&sealer, unregistered, sealed_seq, max_seq, error);
+  if (!relais_spool_commit_batch (spool, ok ? error : NULL))
+    ok = FALSE;
+  if (!ok)
     return FALSE;
-  sqlite3_bind_int64 (stmt, 1, sealed_seq);
-  sqlite3_bind_int64 (stmt, 2, max_seq);
-  sqlite3_bind_text (stmt, 3, device, -1, SQLITE_STATIC);
-
-  ops = g_ptr_array_new_with_free_func ((GDestroyNotify) relais_op_free);
-  for (;;)
-    {
-      RelaisOp *op = NULL;
-
-      rc = sqlite3_step (stmt);
-      if (rc == SQLITE_ROW)
-        op = own_op_from_row (stmt);
-      else if (rc != SQLITE_DONE)
-        return db_failed (vault, rc, error);
-
-      if (current != NULL && (op == NULL || strcmp (op->dossier, current) != 0))
-        {
-          guint8 *key = NULL;
-          guint32 epoch = 0;
-          gboolean ok;
-
-          if (!current_key (vault, current, &epoch, &key, error))
-            {
-              g_clear_pointer (&op, relais_op_free);
-              return FALSE;
-            }
-          ok = seal_dossier_ops (&sealer, current, epoch, key, ops, error);
-          relais_dossier_key_free (key);
-          if (!ok)
-            {
-              g_clear_pointer (&op, relais_op_free);
-              return FALSE;
-            }
-          g_ptr_array_set_size (ops, 0);
-        }
-      if (op == NULL)
-        break;
-      if (current == NULL || strcmp (op->dossier, current) != 0)
-        {
-          g_free (current);
-          current = g_strdup (op->dossier);
-        }
-      g_ptr_array_add (ops, op);
-    }
-  relais_stmt_release (g_steal_pointer (&stmt));
 
   /* Only now that every envelope and registration is on disk. */
   if (max_seq > sealed_seq)
     {
-      gboolean ok;
-
       if (!relais_vault_begin (vault, error))
         return FALSE;
       ok = state_set_int (vault, STATE_SEALED_SEQ, max_seq, error);
