@@ -6,10 +6,12 @@
 #include <fcntl.h>
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
+#include <locale.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -74,20 +76,34 @@ server_path (void)
   return path;
 }
 
+/* The largest file the next relaisctl may write (0: no limit): a full
+ * disk, as far as it can tell. */
+static rlim_t child_file_limit;
+
 static void
 child_setup (gpointer data)
 {
   /* No controlling terminal: a prompt must fail, not wait. */
   setsid ();
+  if (child_file_limit > 0)
+    {
+      struct rlimit limit = { child_file_limit, child_file_limit };
+
+      /* A write past the limit fails with EFBIG instead of killing. */
+      signal (SIGXFSZ, SIG_IGN);
+      setrlimit (RLIMIT_FSIZE, &limit);
+    }
 }
 
 /* A server dies with the test program, even when an assertion aborts it
- * before its teardown. */
+ * before its teardown.  SIGXFSZ ignored: server_set_file_limit() can then
+ * make its disk look full. */
 static void
 server_child_setup (gpointer data)
 {
   setsid ();
   prctl (PR_SET_PDEATHSIG, SIGKILL);
+  signal (SIGXFSZ, SIG_IGN);
 }
 
 static guint
@@ -347,6 +363,18 @@ server_stop (Server *server)
     g_test_message ("relais-server ended by signal %d", WTERMSIG (status));
   g_assert_true (WIFEXITED (status));
   g_assert_cmpint (WEXITSTATUS (status), ==, 0);
+}
+
+/* Every write of the running server past @limit bytes fails (EFBIG, as
+ * ENOSPC would); RLIM_INFINITY lifts it.  Only the soft limit: the hard
+ * one could not be raised again. */
+static void
+server_set_file_limit (Server *server,
+                       rlim_t  limit)
+{
+  struct rlimit l = { limit, RLIM_INFINITY };
+
+  g_assert_cmpint (prlimit (server->pid, RLIMIT_FSIZE, &l, NULL), ==, 0);
 }
 
 static void
@@ -2450,6 +2478,53 @@ test_two_servers (Ctx           *ctx,
   pair_clear (&pair);
 }
 
+/* A full disk on either side.  The client's: nothing can be written, then
+ * only the small spool files (the pull lands, applying it into the vault
+ * fails).  The server's (SQLite; the PostgreSQL store's files are the
+ * database server's): every write fails.  Each sync that met it fails and
+ * says no success; the vault stays whole; the next syncs converge. */
+static void
+test_full_disk (Ctx           *ctx,
+                gconstpointer  data)
+{
+  Pair pair = { 0 };
+
+  if (ctx_skipped (ctx))
+    return;
+  pair_setup (ctx, &pair);
+
+  /* A's disk is full: its notes stay with it. */
+  pair_write (ctx, &pair, 3);
+  child_file_limit = 1;
+  sync_fails (pair.a, "client disk full");
+  child_file_limit = 0;
+  pair_converge (&pair);
+
+  /* B's disk has room for the spool, not for the vault. */
+  pair_write (ctx, &pair, 3);
+  sync_ok (pair.a);
+  child_file_limit = 4096;
+  sync_fails (pair.b, "client disk full for the vault");
+  child_file_limit = 0;
+  {
+    g_autofree char *out = ctl_ok (pair.b, "verify", NULL);
+  }
+  pair_converge (&pair);
+
+  if (ctx->kind == STORE_SQLITE)
+    {
+      pair_write (ctx, &pair, 3);
+      server_set_file_limit (ctx->server, 1);
+      sync_fails (pair.a, "server disk full, A");
+      sync_fails (pair.b, "server disk full, B");
+      server_set_file_limit (ctx->server, RLIM_INFINITY);
+      pair_converge (&pair);
+    }
+  else
+    g_test_message ("the PostgreSQL store's disk is PostgreSQL's: not filled here");
+  pair_clear (&pair);
+}
+
 /* ---- Requests made by hand ---------------------------------------------- */
 
 /* The device's request key, as the spool keeps it (PROTOCOL.md §7). */
@@ -3598,6 +3673,7 @@ main (int argc, char **argv)
     { "requests", test_requests },
     { "two-servers", test_two_servers },
     { "forged-changesets", test_forged_changesets },
+    { "full-disk", test_full_disk },
     { "random", test_random },
     { "markers", test_markers },
   };
@@ -3607,6 +3683,8 @@ main (int argc, char **argv)
   };
   int status;
 
+  /* Messages quoted from relaisctl print as they are, not as '?'. */
+  setlocale (LC_ALL, "");
   g_test_init (&argc, &argv, NULL);
   g_assert_cmpint (sodium_init (), >=, 0);
   curl_global_init (CURL_GLOBAL_DEFAULT);
