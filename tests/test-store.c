@@ -1481,6 +1481,187 @@ test_concurrency (Fixture       *f,
   g_hash_table_unref (puller.seen);
 }
 
+/* Membership changes racing pushes and pulls, on two handles: pushers
+ * write to DS at its current epoch (reading it again when refused), one
+ * thread rotates DS's key (removing uc) and then shares DS with ub, while
+ * another pushes to ub's own dossier all along (moving ub's cursor on)
+ * and ub pulls.  ub must get the whole of DS exactly once, those pushed
+ * before the share too (the share's joined_seq must become visible in
+ * order), and no change set at epoch 1 may be stored after one at epoch 2
+ * (a push must not land at an epoch a rotation just retired). */
+
+/* The last one pushes to ub's own dossier. */
+#define N_SHARE_PUSHERS 4
+#define N_PER_SHARE_PUSHER 120
+
+typedef struct {
+  RelaisStore *store;
+  int          index;
+  const char  *dossier;
+  const char  *author;
+  gint        *progress;  /* pushes done by all pushers */
+  GPtrArray   *pushed;    /* seqs (as pointers) */
+} SharePusher;
+
+static gpointer
+share_pusher_thread (gpointer data)
+{
+  SharePusher *p = data;
+  guint32 epoch = 1;
+
+  for (int i = 0; i < N_PER_SHARE_PUSHER; i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GBytes) bytes = NULL;
+      guint8 envelope[64];
+      guint8 id[16];
+      guint64 seq = 0;
+      gboolean duplicate = TRUE;
+
+      make_id (id, 100 + (guint32) p->index);
+      memset (envelope, i, sizeof envelope);
+      memcpy (envelope, &epoch, sizeof epoch);
+      bytes = g_bytes_new (envelope, sizeof envelope);
+      if (!put (p->store, p->dossier, id, epoch, p->author, "d", bytes, &seq, &duplicate, &error))
+        {
+          if (!g_error_matches (error, RELAIS_STORE_ERROR, RELAIS_STORE_ERROR_EPOCH_RETIRED))
+            g_error ("push failed: %s", error->message);
+          g_clear_error (&error);
+          if (!relais_store_dossier_epoch (p->store, p->dossier, &epoch, &error))
+            g_error ("epoch failed: %s", error->message);
+          i--;
+          continue;
+        }
+      g_assert_false (duplicate);
+      g_ptr_array_add (p->pushed, GSIZE_TO_POINTER ((gsize) seq));
+      g_atomic_int_inc (p->progress);
+      /* Spread the pushes over the membership changes. */
+      g_usleep (1000);
+    }
+  return NULL;
+}
+
+typedef struct {
+  RelaisStore *store;
+  gint        *progress;
+} Sharer;
+
+static void
+wait_progress (gint *progress,
+               gint  n)
+{
+  while (g_atomic_int_get (progress) < n)
+    g_usleep (500);
+}
+
+static gpointer
+sharer_thread (gpointer data)
+{
+  Sharer *s = data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) rotation = key_list ();
+  g_autoptr(GPtrArray) share_keys = key_list ();
+
+  wait_progress (s->progress, 80);
+  g_ptr_array_add (rotation, wrapped_key ("ua", NULL, 2, 0x55));
+  g_ptr_array_add (rotation, wrapped_key (NULL, "org-a", 2, 0x66));
+  if (!relais_store_dossier_unshare (s->store, "DS", "uc", 2, rotation, &error))
+    g_error ("unshare failed: %s", error->message);
+  wait_progress (s->progress, 240);
+  g_ptr_array_add (share_keys, wrapped_key ("ub", NULL, 1, 0x44));
+  g_ptr_array_add (share_keys, wrapped_key ("ub", NULL, 2, 0x44));
+  if (!relais_store_dossier_share (s->store, "DS", "ub", share_keys, &error))
+    g_error ("share failed: %s", error->message);
+  return NULL;
+}
+
+static void
+test_concurrency_share (Fixture       *f,
+                        gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(RelaisStore) second = NULL;
+  g_autoptr(GPtrArray) all = NULL;
+  SharePusher pushers[N_SHARE_PUSHERS];
+  GThread *threads[N_SHARE_PUSHERS];
+  GThread *puller_th, *sharer_th;
+  Puller puller = { { NULL, NULL }, N_SHARE_PUSHERS, NULL, 0, FALSE };
+  Sharer sharer = { NULL, NULL };
+  RelaisStoreCursor cursor = { 0, 0 };
+  guint64 last_epoch1 = 0, first_epoch2 = G_MAXUINT64;
+  gint progress = 0;
+  guint total = 0;
+
+  if (f->store == NULL)
+    return;
+
+  add_user (f->store, "ua", "A", "org-a", 1);
+  add_user (f->store, "ub", "B", "org-a", 2);
+  add_user (f->store, "uc", "C", "org-a", 3);
+  create_dossier (f->store, "DS", "ua", "uc", NULL);
+  create_dossier (f->store, "DB", "ub", NULL);
+  second = relais_store_open (f->uri, &error);
+  g_assert_no_error (error);
+
+  puller.stores[0] = f->store;
+  puller.stores[1] = second;
+  puller.seen = g_hash_table_new (g_direct_hash, g_direct_equal);
+  sharer.store = second;
+  sharer.progress = &progress;
+  puller_th = g_thread_new ("puller", puller_thread, &puller);
+  sharer_th = g_thread_new ("sharer", sharer_thread, &sharer);
+  for (int i = 0; i < N_SHARE_PUSHERS; i++)
+    {
+      gboolean own = i == N_SHARE_PUSHERS - 1;
+
+      pushers[i].store = i % 2 ? second : f->store;
+      pushers[i].index = i;
+      pushers[i].dossier = own ? "DB" : "DS";
+      pushers[i].author = own ? "ub" : "ua";
+      pushers[i].progress = &progress;
+      pushers[i].pushed = g_ptr_array_new ();
+      threads[i] = g_thread_new ("pusher", share_pusher_thread, &pushers[i]);
+    }
+  g_thread_join (sharer_th);
+  for (int i = 0; i < N_SHARE_PUSHERS; i++)
+    {
+      g_thread_join (threads[i]);
+      g_atomic_int_add (&puller.pushers_left, -1);
+    }
+  g_thread_join (puller_th);
+
+  /* ub saw each change set of DS and DB once. */
+  for (int i = 0; i < N_SHARE_PUSHERS; i++)
+    {
+      for (guint j = 0; j < pushers[i].pushed->len; j++)
+        g_assert_cmpuint (GPOINTER_TO_UINT (g_hash_table_lookup (puller.seen, pushers[i].pushed->pdata[j])), ==, 1);
+      total += pushers[i].pushed->len;
+      g_ptr_array_unref (pushers[i].pushed);
+    }
+  g_assert_cmpuint (g_hash_table_size (puller.seen), ==, total);
+  g_hash_table_unref (puller.seen);
+
+  /* In seq order, every epoch-1 change set of DS before every epoch-2 one
+   * (ua is not in DB). */
+  all = pull_all (f->store, "ua", NULL, &cursor, 100, 1 << 20);
+  g_assert_cmpuint (all->len, ==, total - N_PER_SHARE_PUSHER);
+  for (guint i = 0; i < all->len; i++)
+    {
+      RelaisStorePulled *p = g_ptr_array_index (all, i);
+      guint32 epoch;
+
+      memcpy (&epoch, g_bytes_get_data (p->envelope, NULL), sizeof epoch);
+      if (epoch == 1)
+        last_epoch1 = MAX (last_epoch1, p->position.seq);
+      else
+        first_epoch2 = MIN (first_epoch2, p->position.seq);
+    }
+  g_assert_cmpuint (first_epoch2, <, G_MAXUINT64);
+  g_assert_cmpuint (last_epoch1, <, first_epoch2);
+  g_test_message ("%u pulls; last epoch-1 seq %" G_GUINT64_FORMAT ", first epoch-2 seq %" G_GUINT64_FORMAT,
+                  puller.n_pulls, last_epoch1, first_epoch2);
+}
+
 /* ---- Lifetime, schema, hostile input --------------------------------- */
 
 static void
@@ -1866,6 +2047,7 @@ main (int argc, char **argv)
   add_case ("pull-strategies", test_pull_strategies);
   add_case ("cursor-resume", test_cursor_resume);
   add_case ("concurrency", test_concurrency);
+  add_case ("concurrency-share", test_concurrency_share);
   add_case ("reopen", test_reopen);
   add_case ("schema-fresh", test_schema_fresh);
   add_case ("schema-newer", test_schema_newer);
