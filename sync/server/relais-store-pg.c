@@ -17,7 +17,10 @@
  *
  * Threads: a pool of connections; a call takes an idle one (or connects),
  * runs its one transaction, and gives it back.  A connection that broke
- * is dropped, and the next call connects again.
+ * is dropped; one found broken by the first statement of a call (a
+ * database restart) is made again and the statement run once more.
+ * Statements are prepared once per session; a push pipelines its
+ * statements into two round trips.
  *
  * Isolation: READ COMMITTED, with explicit row locks where a call's
  * checks must still hold when it writes: change-set pushes lock the
@@ -45,7 +48,7 @@
 
 typedef struct {
   PGconn     *pg;
-  GHashTable *prepared;  /* SQL text (static strings) -> statement number + 1 */
+  GHashTable *prepared;  /* SQL text (static strings) -> statement number, from 1 */
 } Conn;
 
 typedef struct {
