@@ -25,6 +25,7 @@
 #include "relais-strength.h"
 #include "relais-spool.h"
 #include "relais-summary.h"
+#include "relais-sync-dialogs.h"
 #include "relais-sync-engine.h"
 #include "relais-sync-indicator.h"
 #include "relais-test-util.h"
@@ -1645,6 +1646,365 @@ test_ui_sync (void)
   relais_test_rm_rf (tmp);
 }
 
+/* ---- Connecting and sharing from the window ------------------------------- */
+
+static gpointer
+find_toplevel (GType type)
+{
+  GListModel *toplevels = gtk_window_get_toplevels ();
+
+  for (guint i = 0; i < g_list_model_get_n_items (toplevels); i++)
+    {
+      g_autoptr(GObject) window = g_list_model_get_item (toplevels, i);
+
+      if (G_TYPE_CHECK_INSTANCE_TYPE (window, type))
+        return window;
+    }
+  return NULL;
+}
+
+static gboolean
+enrol_dialog_idle (gpointer dialog)
+{
+  return !relais_enrol_dialog_is_busy (dialog);
+}
+
+static gboolean
+team_dialog_idle (gpointer dialog)
+{
+  return !relais_team_dialog_is_busy (dialog);
+}
+
+static gboolean
+indicator_synced (gpointer indicator)
+{
+  return g_strcmp0 (relais_sync_indicator_get_text (indicator), "Synced just now") == 0;
+}
+
+/* Fills the enrolment dialog as a person would and presses Connect;
+ * returns the message it shows, or NULL once it closed (enrolled). */
+static char *
+enrol_from_dialog (RelaisWindow *window,
+                   const char   *url,
+                   const char   *code,
+                   const char   *passphrase)
+{
+  RelaisEnrolDialog *dialog = find_toplevel (RELAIS_TYPE_ENROL_DIALOG);
+  GtkWidget *error_label;
+  char *message = NULL;
+
+  if (dialog == NULL)
+    {
+      g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "sync.connect", NULL));
+      dialog = find_toplevel (RELAIS_TYPE_ENROL_DIALOG);
+    }
+  g_assert_nonnull (dialog);
+  g_assert_true (gtk_window_get_modal (GTK_WINDOW (dialog)));
+  g_object_ref (dialog);
+  gtk_editable_set_text (GTK_EDITABLE (must_find (GTK_WIDGET (dialog), ADW_TYPE_ENTRY_ROW, "Server Address")), url);
+  gtk_editable_set_text (GTK_EDITABLE (must_find (GTK_WIDGET (dialog), ADW_TYPE_ENTRY_ROW, "Enrolment Code")), code);
+  gtk_editable_set_text (GTK_EDITABLE (must_find (GTK_WIDGET (dialog), ADW_TYPE_PASSWORD_ENTRY_ROW,
+                                                  "Vault Passphrase")), passphrase);
+  g_signal_emit_by_name (must_find (GTK_WIDGET (dialog), GTK_TYPE_BUTTON, "C_onnect"), "clicked");
+  g_assert_true (relais_enrol_dialog_is_busy (dialog));
+  g_assert_true (wait_until (enrol_dialog_idle, dialog));
+  settle (50);
+  if (find_toplevel (RELAIS_TYPE_ENROL_DIALOG) == dialog)
+    {
+      error_label = find_error_label (GTK_WIDGET (dialog));
+      g_assert_nonnull (error_label);
+      message = g_strdup (gtk_label_get_label (GTK_LABEL (error_label)));
+    }
+  g_object_unref (dialog);
+  return message;
+}
+
+static gint64
+dossier_epoch (RelaisVault *vault,
+               const char  *id)
+{
+  g_autoptr(sqlite3_stmt) stmt = NULL;
+  gint64 epoch = -1;
+
+  g_assert_cmpint (sqlite3_prepare_v2 (relais_vault_get_db (vault),
+                                       "SELECT epoch FROM sync_dossier WHERE dossier = ?1",
+                                       -1, &stmt, NULL), ==, SQLITE_OK);
+  sqlite3_bind_text (stmt, 1, id, -1, SQLITE_TRANSIENT);
+  if (sqlite3_step (stmt) == SQLITE_ROW)
+    epoch = sqlite3_column_int64 (stmt, 0);
+  return epoch;
+}
+
+static GtkWidget *
+new_window (const char *dir)
+{
+  RelaisWindow *window = g_object_new (RELAIS_TYPE_WINDOW,
+                                       "vault-dir", dir,
+                                       "default-width", 1000,
+                                       "default-height", 700,
+                                       NULL);
+
+  g_object_ref_sink (window);
+  gtk_window_present (GTK_WINDOW (window));
+  unlock_window (window);
+  return GTK_WIDGET (window);
+}
+
+static void
+close_window (RelaisWindow *window)
+{
+  RelaisSyncIndicator *indicator =
+    relais_vault_view_get_sync_indicator (RELAIS_VAULT_VIEW (relais_window_get_view (window)));
+
+  g_assert_true (wait_until (indicator_not_syncing, indicator));
+  gtk_window_destroy (GTK_WINDOW (window));
+  g_assert_finalize_object (window);
+}
+
+/* The whole journey of a new user in the window: connect this computer
+ * with the code the administrator gave (after a wrong code and a refused
+ * address), connect a second laptop that brings the dossier back, share
+ * the dossier with a colleague of another organisation, then remove them:
+ * they keep what they had and receive nothing new. */
+static void
+test_ui_enrol_share (void)
+{
+  g_autofree char *server = find_server ();
+  g_autofree char *tmp = NULL;
+  g_autofree char *store = NULL;
+  g_autofree char *dir = NULL;
+  g_autofree char *dir_laptop = NULL;
+  g_autofree char *dir_bruno = NULL;
+  g_autofree char *code = NULL;
+  g_autofree char *code_bruno = NULL;
+  g_autofree char *id = NULL;
+  g_autofree char *user_id = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(RelaisPerson) person = relais_person_new ();
+  TestServer *test_server;
+  RelaisVault *vault;
+  RelaisVault *bruno;
+  RelaisWindow *window;
+  RelaisVaultView *view;
+  RelaisSyncIndicator *indicator;
+  RelaisTeamDialog *team;
+  RelaisSyncReport report;
+  GtkWidget *connect;
+  char *message;
+
+  if (server == NULL)
+    {
+      g_test_skip ("relais-server is not built");
+      return;
+    }
+  g_setenv ("RELAIS_TEST_FAST_KDF", "1", TRUE);
+
+  tmp = relais_test_make_tmpdir ("relais-ui-enrol-XXXXXX");
+  store = g_strconcat ("sqlite:", tmp, "/server.db", NULL);
+  dir = g_build_filename (tmp, "vault", NULL);
+  dir_laptop = g_build_filename (tmp, "laptop", NULL);
+  dir_bruno = g_build_filename (tmp, "bruno", NULL);
+  test_server = server_start (server, store, "127.0.0.1:0");
+  code = server_admin (server, "user", "add", "--store", store, "--name", "Alice Martin",
+                       "--org", "CCAS Saint-Flour", NULL);
+
+  vault = make_test_vault (dir, "alice");
+  person->last_name = g_strdup ("Quenouillère");
+  person->first_name = g_strdup ("Hélène");
+  person->birth_date = g_strdup ("1985-03-12");
+  person->city = g_strdup ("Saint-Flour");
+  person->phone = g_strdup ("0600000000");
+  id = relais_person_add (vault, person, &error);
+  g_assert_no_error (error);
+  relais_vault_close (vault);
+
+  window = RELAIS_WINDOW (new_window (dir));
+  view = RELAIS_VAULT_VIEW (relais_window_get_view (window));
+  indicator = relais_vault_view_get_sync_indicator (view);
+  relais_vault_view_show_dossier (view, id);
+
+  /* Not connected: the sidebar says so and offers to; no team yet. */
+  g_assert_cmpstr (relais_sync_indicator_get_text (indicator), ==, "Not connected to a server");
+  connect = must_find (GTK_WIDGET (indicator), GTK_TYPE_BUTTON, "Connect…");
+  g_assert_true (gtk_widget_get_visible (connect));
+  g_assert_cmpstr (gtk_actionable_get_action_name (GTK_ACTIONABLE (connect)), ==, "sync.connect");
+  g_assert_false (gtk_widget_get_visible (find_button_with_icon (GTK_WIDGET (view), "system-users-symbolic")));
+  g_assert_false (gtk_widget_activate_action (GTK_WIDGET (window), "dossier.team", NULL)
+                  && find_toplevel (RELAIS_TYPE_TEAM_DIALOG) != NULL);
+
+  /* A code the server never gave: said, and nothing enrolled. */
+  message = enrol_from_dialog (window, test_server->url, "AAAAABBBBBCCCCCDDDDD", PASSPHRASE);
+  screenshot (find_toplevel (RELAIS_TYPE_ENROL_DIALOG), "20-enrol-wrong-code");
+  g_assert_cmpstr (message, ==, "The server does not know this enrolment code. Check it against the one your administrator gave you.");
+  g_free (message);
+  g_assert_false (relais_sync_is_enrolled (relais_window_get_vault (window)));
+  g_assert_cmpstr (relais_sync_indicator_get_text (indicator), ==, "Not connected to a server");
+
+  /* Plain http:// to another computer is refused before connecting. */
+  message = enrol_from_dialog (window, "http://192.0.2.1:8080", code, PASSPHRASE);
+  g_assert_true (g_str_has_prefix (message, "Plain http:// is accepted only to this computer"));
+  g_free (message);
+  g_assert_false (relais_sync_is_enrolled (relais_window_get_vault (window)));
+
+  /* The right code: connected, and the first sync says it is done. */
+  message = enrol_from_dialog (window, test_server->url, code, PASSPHRASE);
+  g_assert_null (message);
+  g_assert_null (find_toplevel (RELAIS_TYPE_ENROL_DIALOG));
+  g_assert_true (relais_sync_is_enrolled (relais_window_get_vault (window)));
+  g_assert_true (wait_until (indicator_synced, indicator));
+  g_assert_false (gtk_widget_get_visible (connect));
+  g_assert_true (gtk_widget_get_visible (find_button_with_icon (GTK_WIDGET (indicator), "view-refresh-symbolic")));
+  g_assert_false (gtk_widget_activate_action (GTK_WIDGET (window), "sync.connect", NULL)
+                  && find_toplevel (RELAIS_TYPE_ENROL_DIALOG) != NULL);
+  user_id = relais_sync_get_user_id (relais_window_get_vault (window));
+  g_assert_nonnull (user_id);
+  screenshot (GTK_WIDGET (window), "21-enrolled");
+
+  /* A second laptop of the same person, in its own window: a wrong
+   * passphrase is said (and uses the code), a used code is said, and a
+   * new code with the first computer's passphrase brings the dossier. */
+  {
+    g_autofree char *code2 = server_admin (server, "user", "code", "--store", store, user_id, NULL);
+    g_autofree char *code3 = server_admin (server, "user", "code", "--store", store, user_id, NULL);
+    RelaisWindow *laptop;
+    RelaisSyncIndicator *laptop_indicator;
+
+    relais_vault_close (make_test_vault (dir_laptop, "alice"));
+    laptop = RELAIS_WINDOW (new_window (dir_laptop));
+    laptop_indicator = relais_vault_view_get_sync_indicator (RELAIS_VAULT_VIEW (relais_window_get_view (laptop)));
+    message = enrol_from_dialog (laptop, test_server->url, code2, "not the first computer's passphrase");
+    g_assert_true (g_str_has_prefix (message, "This passphrase does not open your identity on the server."));
+    g_free (message);
+    /* Wiped after use. */
+    g_assert_cmpstr (gtk_editable_get_text (GTK_EDITABLE (must_find (find_toplevel (RELAIS_TYPE_ENROL_DIALOG),
+                                                                     ADW_TYPE_PASSWORD_ENTRY_ROW,
+                                                                     "Vault Passphrase"))), ==, "");
+    g_assert_false (relais_sync_is_enrolled (relais_window_get_vault (laptop)));
+    message = enrol_from_dialog (laptop, test_server->url, code2, PASSPHRASE);
+    g_assert_cmpstr (message, ==, "This enrolment code has been used already. Ask your administrator for a new one.");
+    g_free (message);
+    g_assert_null (enrol_from_dialog (laptop, test_server->url, code3, PASSPHRASE));
+    g_assert_true (wait_until (indicator_synced, laptop_indicator));
+    {
+      g_autoptr(RelaisPerson) pulled = relais_person_get (relais_window_get_vault (laptop), id, &error);
+
+      g_assert_no_error (error);
+      g_assert_cmpstr (pulled->city, ==, "Saint-Flour");
+    }
+    close_window (laptop);
+  }
+
+  /* A colleague of another organisation, enrolled elsewhere. */
+  code_bruno = server_admin (server, "user", "add", "--store", store, "--name", "Bruno Caylus",
+                             "--org", "CCAS Mende", NULL);
+  g_free (server_admin (server, "user", "add", "--store", store, "--name", "Chantal Delmas",
+                        "--org", "Mission locale", NULL));
+  bruno = make_test_vault (dir_bruno, "bruno");
+  g_assert_true (relais_sync_enroll (bruno, test_server->url, NULL, code_bruno, PASSPHRASE, "bruno",
+                                     NULL, &error));
+  g_assert_no_error (error);
+
+  /* The team: this person alone, and the directory to add from. */
+  g_assert_true (gtk_widget_get_visible (find_button_with_icon (GTK_WIDGET (view), "system-users-symbolic")));
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "dossier.team", NULL));
+  team = find_toplevel (RELAIS_TYPE_TEAM_DIALOG);
+  g_assert_nonnull (team);
+  g_assert_true (wait_until (team_dialog_idle, team));
+  {
+    GtkWidget *me = must_find (GTK_WIDGET (team), ADW_TYPE_ACTION_ROW, "Alice Martin");
+    GtkWidget *row = must_find (GTK_WIDGET (team), ADW_TYPE_ACTION_ROW, "Bruno Caylus");
+    GtkWidget *chantal = must_find (GTK_WIDGET (team), ADW_TYPE_ACTION_ROW, "Chantal Delmas");
+    GtkWidget *search = must_find (GTK_WIDGET (team), GTK_TYPE_SEARCH_ENTRY, NULL);
+    GtkWidget *add = must_find (row, GTK_TYPE_BUTTON, "_Add");
+
+    g_assert_cmpstr (adw_action_row_get_subtitle (ADW_ACTION_ROW (me)), ==, "You, CCAS Saint-Flour");
+    g_assert_null (find_widget (me, GTK_TYPE_BUTTON, "_Remove"));
+    g_assert_cmpstr (adw_action_row_get_subtitle (ADW_ACTION_ROW (row)), ==, "CCAS Mende");
+    gtk_test_accessible_assert_property (add, GTK_ACCESSIBLE_PROPERTY_LABEL, "Add Bruno Caylus to the team");
+    /* Not enrolled yet: nothing to wrap a key for. */
+    g_assert_false (gtk_widget_get_sensitive (must_find (chantal, GTK_TYPE_BUTTON, "_Add")));
+
+    /* The search filters by organisation, without case or accents. */
+    /* GtkSearchEntry tells a moment after the last key. */
+    gtk_editable_set_text (GTK_EDITABLE (search), "mende");
+    settle (500);
+    g_assert_true (gtk_widget_get_child_visible (row));
+    g_assert_false (gtk_widget_get_child_visible (chantal));
+    gtk_editable_set_text (GTK_EDITABLE (search), "");
+    settle (500);
+    g_assert_true (gtk_widget_get_child_visible (chantal));
+    screenshot (GTK_WIDGET (team), "22-team");
+
+    g_signal_emit_by_name (add, "clicked");
+    g_assert_true (relais_team_dialog_is_busy (team));
+    g_assert_true (wait_until (team_dialog_idle, team));
+  }
+  g_assert_cmpstr (relais_team_dialog_get_status (team), ==, "Bruno Caylus now receives this dossier.");
+  g_assert_nonnull (find_widget (must_find (GTK_WIDGET (team), ADW_TYPE_ACTION_ROW, "Bruno Caylus"),
+                                 GTK_TYPE_BUTTON, "_Remove"));
+  screenshot (GTK_WIDGET (team), "23-team-shared");
+
+  /* Bruno receives it. */
+  g_assert_true (wait_until (indicator_not_syncing, indicator));
+  g_assert_true (relais_sync_run (bruno, &report, NULL, &error));
+  g_assert_no_error (error);
+  {
+    g_autoptr(RelaisPerson) received = relais_person_get (bruno, id, &error);
+
+    g_assert_no_error (error);
+    g_assert_cmpstr (received->last_name, ==, "Quenouillère");
+    g_assert_cmpstr (received->phone, ==, "0600000000");
+  }
+  g_assert_cmpint (dossier_epoch (relais_window_get_vault (window), id), ==, 1);
+
+  /* Removed, after a confirmation that says what it means. */
+  {
+    GtkWidget *remove = must_find (must_find (GTK_WIDGET (team), ADW_TYPE_ACTION_ROW, "Bruno Caylus"),
+                                   GTK_TYPE_BUTTON, "_Remove");
+    AdwMessageDialog *confirm;
+
+    gtk_test_accessible_assert_property (remove, GTK_ACCESSIBLE_PROPERTY_LABEL, "Remove Bruno Caylus from the team");
+    g_signal_emit_by_name (remove, "clicked");
+    confirm = find_toplevel (ADW_TYPE_MESSAGE_DIALOG);
+    g_assert_nonnull (confirm);
+    g_assert_cmpstr (adw_message_dialog_get_heading (confirm), ==, "Remove Bruno Caylus from the Team?");
+    g_assert_nonnull (strstr (adw_message_dialog_get_body (confirm), "keeps what they have received"));
+    screenshot (GTK_WIDGET (confirm), "24-team-remove");
+    adw_message_dialog_response (confirm, "remove");
+    gtk_window_destroy (GTK_WINDOW (confirm));
+    g_assert_true (wait_until (team_dialog_idle, team));
+  }
+  g_assert_cmpstr (relais_team_dialog_get_status (team), ==,
+                   "Bruno Caylus no longer receives what is written in this dossier.");
+  g_assert_null (find_widget (GTK_WIDGET (team), GTK_TYPE_BUTTON, "_Remove"));
+  /* Back in the directory, to add again. */
+  g_assert_nonnull (find_widget (must_find (GTK_WIDGET (team), ADW_TYPE_ACTION_ROW, "Bruno Caylus"),
+                                 GTK_TYPE_BUTTON, "_Add"));
+  /* The key was renewed for what follows. */
+  g_assert_cmpint (dossier_epoch (relais_window_get_vault (window), id), ==, 2);
+  gtk_window_close (GTK_WINDOW (team));
+  g_assert_null (find_toplevel (RELAIS_TYPE_TEAM_DIALOG));
+
+  /* What is written now does not reach Bruno; what he had, he keeps. */
+  edit_phone (relais_window_get_vault (window), id, "0622222222");
+  sync_now (window, indicator);
+  g_assert_cmpstr (relais_sync_indicator_get_text (indicator), ==, "Synced just now");
+  g_assert_true (relais_sync_run (bruno, &report, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (report.applied, ==, 0);
+  {
+    g_autoptr(RelaisPerson) kept = relais_person_get (bruno, id, &error);
+
+    g_assert_no_error (error);
+    g_assert_cmpstr (kept->phone, ==, "0600000000");
+  }
+  relais_vault_close (bruno);
+
+  close_window (window);
+  server_stop (test_server);
+  relais_test_rm_rf (tmp);
+}
+
 /* The list over many dossiers holds only what is looked at. */
 static void
 test_ui_dossier_list_pages (void)
@@ -1906,6 +2266,7 @@ main (int   argc,
   g_test_add_func ("/ui/window/first-run", test_ui_first_run);
   g_test_add_func ("/ui/window/conflicts", test_ui_conflicts);
   g_test_add_func ("/ui/window/sync", test_ui_sync);
+  g_test_add_func ("/ui/window/enrol-share", test_ui_enrol_share);
 
   return g_test_run ();
 }

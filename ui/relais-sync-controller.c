@@ -45,6 +45,12 @@ struct _RelaisSyncController
   /* user id → "Name, Organisation", from the server's directory, fetched
    * once per unlock: op-log authors are user ids. */
   GHashTable       *directory;
+  /* Held while a worker thread uses the vault (enrolment, sharing): no
+   * seal, apply or exchange starts, and what was asked meanwhile runs at
+   * release. */
+  guint             holds;
+  gboolean          held_seal;
+  gboolean          held_begin;
 };
 
 G_DEFINE_FINAL_TYPE (RelaisSyncController, relais_sync_controller, G_TYPE_OBJECT)
@@ -105,7 +111,7 @@ seal (RelaisSyncController  *self,
 
   if (out_sealed != NULL)
     *out_sealed = 0;
-  if (self->vault == NULL || !self->enrolled || self->spool == NULL)
+  if (self->vault == NULL || !self->enrolled || self->spool == NULL || self->holds > 0)
     return TRUE;
   if (!relais_sync_seal (self->vault, self->spool, &sealed, error))
     return FALSE;
@@ -153,7 +159,7 @@ apply (RelaisSyncController  *self,
   gint64 start = g_get_monotonic_time ();
   gboolean ok;
 
-  if (self->vault == NULL || !self->enrolled || self->spool == NULL)
+  if (self->vault == NULL || !self->enrolled || self->spool == NULL || self->holds > 0)
     return TRUE;
   ok = relais_sync_apply_full (self->vault, self->spool, &report, on_refused, &refusals, error);
   if (refusals.count > 0)
@@ -322,7 +328,7 @@ exchange_done (GObject      *object,
    * spool for the next unlock.  A sync asked for since then starts now. */
   if (data->generation != self->generation || self->vault == NULL)
     {
-      if (self->vault != NULL && self->again)
+      if (self->vault != NULL && self->again && self->holds == 0)
         {
           gboolean again_manual = self->again_manual;
 
@@ -396,6 +402,12 @@ exchange_done (GObject      *object,
     }
   self->reachable = TRUE;
   finish (self, manual, NULL);
+  if (self->holds > 0)
+    {
+      /* The release starts it. */
+      self->again |= sealed > 0 && report->pushed + report->pulled > 0;
+      return;
+    }
   if (self->again || (sealed > 0 && report->pushed + report->pulled > 0))
     {
       gboolean again_manual = self->again_manual;
@@ -413,6 +425,11 @@ seal_timeout (gpointer user_data)
   g_autoptr(GError) error = NULL;
 
   self->seal_source = 0;
+  if (self->holds > 0)
+    {
+      self->held_seal = TRUE;
+      return G_SOURCE_REMOVE;
+    }
   if (self->busy)
     {
       /* The exchange under way seals again when it ends. */
@@ -431,6 +448,11 @@ unlock_idle (gpointer user_data)
   g_autoptr(GError) error = NULL;
 
   self->unlock_source = 0;
+  if (self->holds > 0)
+    {
+      self->held_begin = TRUE;
+      return G_SOURCE_REMOVE;
+    }
   if (!self->busy && !apply (self, &error))
     set_error (self, error->message);
   update (self);
@@ -574,6 +596,8 @@ relais_sync_controller_set_vault (RelaisSyncController *self,
    * a new one waits for it (busy stays TRUE until then). */
   self->again = FALSE;
   self->again_manual = FALSE;
+  self->held_seal = FALSE;
+  self->held_begin = FALSE;
   set_error (self, NULL);
 
   if (vault == NULL)
@@ -625,9 +649,10 @@ relais_sync_controller_sync (RelaisSyncController *self,
 
   if (self->vault == NULL || !self->enrolled || self->spool == NULL)
     return;
-  if (self->busy)
+  if (self->busy || self->holds > 0)
     {
-      /* Never two at once: this one follows. */
+      /* Never two at once, nor beside a worker using the vault: this one
+       * follows. */
       self->again = TRUE;
       self->again_manual |= manual;
       return;
@@ -709,4 +734,110 @@ relais_sync_controller_get_error (RelaisSyncController *self)
   g_return_val_if_fail (RELAIS_IS_SYNC_CONTROLLER (self), NULL);
 
   return self->error;
+}
+
+/**
+ * relais_sync_controller_hold:
+ *
+ * A worker thread is about to use the vault (enrolment, sharing): from
+ * now until relais_sync_controller_release(), nothing of the controller
+ * touches the vault.  An exchange under way is cancelled (what it pulled
+ * waits in the spool); wait for relais_sync_controller_is_busy() to turn
+ * FALSE before starting the worker: the exchange's end applies what came,
+ * on the main thread.  Holds nest.
+ */
+void
+relais_sync_controller_hold (RelaisSyncController *self)
+{
+  g_return_if_fail (RELAIS_IS_SYNC_CONTROLLER (self));
+
+  if (self->holds++ > 0)
+    return;
+  if (self->seal_source != 0)
+    {
+      g_clear_handle_id (&self->seal_source, g_source_remove);
+      self->held_seal = TRUE;
+    }
+  if (self->unlock_source != 0)
+    {
+      g_clear_handle_id (&self->unlock_source, g_source_remove);
+      self->held_begin = TRUE;
+    }
+  if (self->start_source != 0)
+    {
+      /* Not started: it starts again at release. */
+      g_clear_handle_id (&self->start_source, g_source_remove);
+      self->busy = FALSE;
+      self->again = TRUE;
+      self->again_manual |= self->start_manual;
+      update (self);
+    }
+  else if (self->busy && self->cancellable != NULL)
+    {
+      /* The task keeps its reference to the cancelled one. */
+      g_cancellable_cancel (self->cancellable);
+      g_clear_object (&self->cancellable);
+      self->cancellable = g_cancellable_new ();
+      self->again = TRUE;
+    }
+}
+
+/* Ends a hold: what was asked meanwhile (a seal, the unlock's apply, a
+ * sync) starts now. */
+void
+relais_sync_controller_release (RelaisSyncController *self)
+{
+  g_return_if_fail (RELAIS_IS_SYNC_CONTROLLER (self));
+  g_return_if_fail (self->holds > 0);
+
+  if (--self->holds > 0)
+    return;
+  if (self->vault == NULL)
+    return;
+  if (self->held_begin)
+    {
+      self->held_begin = FALSE;
+      relais_sync_controller_begin (self);
+    }
+  if (self->held_seal)
+    {
+      self->held_seal = FALSE;
+      relais_sync_controller_note_write (self);
+    }
+  if (self->again && !self->busy)
+    {
+      gboolean again_manual = self->again_manual;
+
+      self->again = FALSE;
+      self->again_manual = FALSE;
+      relais_sync_controller_sync (self, again_manual);
+    }
+}
+
+gboolean
+relais_sync_controller_is_held (RelaisSyncController *self)
+{
+  g_return_val_if_fail (RELAIS_IS_SYNC_CONTROLLER (self), FALSE);
+
+  return self->holds > 0;
+}
+
+/**
+ * relais_sync_controller_reload:
+ *
+ * The vault was enrolled (or its identity changed) behind the
+ * controller's back: reads it again, as at unlock.
+ */
+void
+relais_sync_controller_reload (RelaisSyncController *self)
+{
+  RelaisVault *vault;
+
+  g_return_if_fail (RELAIS_IS_SYNC_CONTROLLER (self));
+
+  vault = self->vault;
+  if (vault == NULL)
+    return;
+  relais_sync_controller_set_vault (self, NULL);
+  relais_sync_controller_set_vault (self, vault);
 }

@@ -59,6 +59,13 @@ gint64           relais_sync_controller_get_last_success (RelaisSyncController *
 /* User id → the name and organisation the server's directory gives, or
  * NULL before the first complete exchange since unlock. */
 GHashTable      *relais_sync_controller_get_directory (RelaisSyncController *self);
+/* While a worker thread uses the vault (enrolment, sharing): see the
+ * functions' comments. */
+void             relais_sync_controller_hold          (RelaisSyncController *self);
+void             relais_sync_controller_release       (RelaisSyncController *self);
+gboolean         relais_sync_controller_is_held       (RelaisSyncController *self);
+/* The vault was enrolled meanwhile: reads its identity again. */
+void             relais_sync_controller_reload        (RelaisSyncController *self);
 /* The last failure's message, or NULL. */
 const char      *relais_sync_controller_get_error     (RelaisSyncController *self);
 

@@ -29,6 +29,7 @@ struct _RelaisSyncIndicator
   GtkWidget       *conflicts_button;
   GtkWidget       *conflicts_label;
   GtkWidget       *sync_button;
+  GtkWidget       *connect_button;
 };
 
 G_DEFINE_FINAL_TYPE (RelaisSyncIndicator, relais_sync_indicator, GTK_TYPE_BOX)
@@ -174,6 +175,7 @@ show (RelaisSyncIndicator *self)
     }
 
   gtk_widget_set_visible (self->sync_button, self->state != RELAIS_SYNC_STATE_NOT_ENROLLED);
+  gtk_widget_set_visible (self->connect_button, self->state == RELAIS_SYNC_STATE_NOT_ENROLLED);
 
   gtk_widget_set_visible (self->conflicts_button, self->conflicts > 0);
   if (self->conflicts > 0)
@@ -294,6 +296,15 @@ relais_sync_indicator_init (RelaisSyncIndicator *self)
                                   GTK_ACCESSIBLE_PROPERTY_LABEL, _("Sync Now"),
                                   -1);
   gtk_box_append (box, self->sync_button);
+
+  /* Where "Not connected to a server" is read, the way to connect. */
+  self->connect_button = gtk_button_new_with_label (_("Connect…"));
+  gtk_actionable_set_action_name (GTK_ACTIONABLE (self->connect_button), "sync.connect");
+  gtk_widget_add_css_class (self->connect_button, "flat");
+  gtk_widget_add_css_class (self->connect_button, "caption");
+  gtk_widget_set_valign (self->connect_button, GTK_ALIGN_CENTER);
+  gtk_widget_set_tooltip_text (self->connect_button, _("Connect this computer to your organisation’s server"));
+  gtk_box_append (box, self->connect_button);
 
   self->state = RELAIS_SYNC_STATE_NOT_ENROLLED;
   self->tick_source = g_timeout_add_seconds (TICK_SECONDS, tick, self);

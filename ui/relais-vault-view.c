@@ -44,6 +44,8 @@ struct _RelaisVaultView
   GtkButton          *back_button;
   GtkButton          *edit_button;
   GtkButton          *print_button;
+  GtkButton          *team_button;
+  gboolean            can_share;
   AdwViewSwitcherTitle *switcher_title;
   GtkStack           *dossier_stack;
   AdwViewStack       *view_stack;
@@ -725,6 +727,7 @@ relais_vault_view_class_init (RelaisVaultViewClass *klass)
   gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, back_button);
   gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, edit_button);
   gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, print_button);
+  gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, team_button);
   gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, switcher_title);
   gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, dossier_stack);
   gtk_widget_class_bind_template_child (widget_class, RelaisVaultView, view_stack);
@@ -752,6 +755,14 @@ relais_vault_view_class_init (RelaisVaultViewClass *klass)
   gtk_widget_class_bind_template_callback (widget_class, on_back_clicked);
 }
 
+/* The team of a dossier only means something on a server. */
+static void
+update_team_button (RelaisVaultView *self)
+{
+  gtk_widget_set_visible (GTK_WIDGET (self->team_button),
+                          self->can_share && gtk_widget_get_visible (GTK_WIDGET (self->edit_button)));
+}
+
 static void
 relais_vault_view_init (RelaisVaultView *self)
 {
@@ -761,6 +772,8 @@ relais_vault_view_init (RelaisVaultView *self)
 
   g_object_bind_property (self->edit_button, "visible", self->print_button, "visible",
                           G_BINDING_SYNC_CREATE);
+  g_signal_connect_object (self->edit_button, "notify::visible",
+                           G_CALLBACK (update_team_button), self, G_CONNECT_SWAPPED);
   self->pages = relais_pages_context_new (on_pages_changed, on_pages_removed, self);
   self->glance_rows = g_ptr_array_new ();
   self->stale_pages = g_hash_table_new (g_str_hash, g_str_equal);
@@ -970,4 +983,15 @@ relais_vault_view_focus_search (RelaisVaultView *self)
   adw_leaflet_navigate (self->leaflet, ADW_NAVIGATION_DIRECTION_BACK);
   gtk_widget_grab_focus (GTK_WIDGET (self->search_entry));
   gtk_editable_select_region (GTK_EDITABLE (self->search_entry), 0, -1);
+}
+
+/* Whether the vault is enrolled, so that a dossier shown has a team. */
+void
+relais_vault_view_set_can_share (RelaisVaultView *self,
+                                 gboolean         can_share)
+{
+  g_return_if_fail (RELAIS_IS_VAULT_VIEW (self));
+
+  self->can_share = can_share;
+  update_team_button (self);
 }

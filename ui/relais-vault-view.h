@@ -37,4 +37,8 @@ void               relais_vault_view_open_dossier_pane (RelaisVaultView *self);
 /* The sync state under the list of dossiers. */
 RelaisSyncIndicator *relais_vault_view_get_sync_indicator (RelaisVaultView *self);
 
+/* Shows the Team button of the dossier shown (the vault is enrolled). */
+void               relais_vault_view_set_can_share  (RelaisVaultView *self,
+                                                     gboolean         can_share);
+
 G_END_DECLS

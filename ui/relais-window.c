@@ -15,6 +15,7 @@
 #include "relais-strength.h"
 #include "relais-summary.h"
 #include "relais-sync-controller.h"
+#include "relais-sync-dialogs.h"
 #include "relais-sync-engine.h"
 #include "relais-ui.h"
 #include "relais-vault-view.h"
@@ -218,7 +219,10 @@ check_idle (gpointer user_data)
 
   /* Not while the recovery key is shown: locking would take it off the
    * screen before the person has written it down, for good. */
+  /* Nor while a worker thread uses the vault (enrolment, sharing):
+   * closing it under the thread would lose the person's work or worse. */
   if (self->vault != NULL && self->view != NULL
+      && !relais_sync_controller_is_held (self->sync)
       && g_get_monotonic_time () - self->last_activity >= limit)
     lock (self, TRUE);
 
@@ -335,7 +339,8 @@ close_dialogs (RelaisWindow *self)
       g_autoptr(GtkWindow) window = g_list_model_get_item (toplevels, i - 1);
 
       if (gtk_window_get_transient_for (window) == GTK_WINDOW (self)
-          && (RELAIS_IS_PERSON_DIALOG (window) || RELAIS_IS_PREFERENCES_WINDOW (window)))
+          && (RELAIS_IS_PERSON_DIALOG (window) || RELAIS_IS_PREFERENCES_WINDOW (window)
+              || RELAIS_IS_ENROL_DIALOG (window) || RELAIS_IS_TEAM_DIALOG (window)))
         gtk_window_destroy (window);
     }
 }
@@ -345,6 +350,9 @@ lock (RelaisWindow *self,
       gboolean      idle)
 {
   if (self->vault == NULL)
+    return;
+  /* A worker thread uses the vault: its end comes first. */
+  if (relais_sync_controller_is_held (self->sync))
     return;
 
   close_dialogs (self);
@@ -661,6 +669,7 @@ update_sync_indicator (RelaisWindow *self)
                                 relais_sync_controller_get_last_success (self->sync),
                                 relais_sync_controller_get_error (self->sync),
                                 self->n_conflicts);
+  relais_vault_view_set_can_share (self->view, relais_sync_controller_is_enrolled (self->sync));
   update_actions (self);
 }
 
@@ -801,6 +810,58 @@ relais_window_sync_now (GtkWidget  *widget,
   RelaisWindow *self = RELAIS_WINDOW (widget);
 
   relais_sync_controller_sync (self->sync, TRUE);
+}
+
+static void
+on_enrolled (RelaisWindow *self)
+{
+  if (self->vault == NULL)
+    return;
+
+  /* The first sync sends every dossier of this vault; on another
+   * computer of the same person, it brings every dossier back. */
+  relais_sync_controller_reload (self->sync);
+  update_sync_indicator (self);
+  adw_toast_overlay_add_toast (self->toast_overlay,
+                               adw_toast_new (_("This computer is connected to the server")));
+  relais_sync_controller_sync (self->sync, TRUE);
+}
+
+static void
+relais_window_connect (GtkWidget  *widget,
+                       const char *action_name,
+                       GVariant   *parameter)
+{
+  RelaisWindow *self = RELAIS_WINDOW (widget);
+  RelaisEnrolDialog *dialog;
+
+  if (self->vault == NULL || self->view == NULL || relais_sync_controller_is_enrolled (self->sync))
+    return;
+
+  dialog = relais_enrol_dialog_new (GTK_WINDOW (self), self->vault, self->sync);
+  g_signal_connect_object (dialog, "enrolled", G_CALLBACK (on_enrolled), self, G_CONNECT_SWAPPED);
+  watch_activity (self, GTK_WINDOW (dialog));
+  gtk_window_present (GTK_WINDOW (dialog));
+}
+
+static void
+relais_window_show_team (GtkWidget  *widget,
+                         const char *action_name,
+                         GVariant   *parameter)
+{
+  RelaisWindow *self = RELAIS_WINDOW (widget);
+  RelaisTeamDialog *dialog;
+  const char *id;
+
+  if (self->vault == NULL || self->view == NULL || !relais_sync_controller_is_enrolled (self->sync))
+    return;
+  id = relais_vault_view_get_dossier_id (self->view);
+  if (id == NULL)
+    return;
+
+  dialog = relais_team_dialog_new (GTK_WINDOW (self), self->vault, self->sync, id);
+  watch_activity (self, GTK_WINDOW (dialog));
+  gtk_window_present (GTK_WINDOW (dialog));
 }
 
 static void
@@ -1077,6 +1138,13 @@ update_actions (RelaisWindow *self)
   gtk_widget_action_set_enabled (widget, "dossier.print",
                                  open && relais_vault_view_get_dossier_id (self->view) != NULL);
   gtk_widget_action_set_enabled (widget, "sync.conflicts", open);
+  gtk_widget_action_set_enabled (widget, "sync.connect",
+                                 open && self->sync != NULL
+                                 && !relais_sync_controller_is_enrolled (self->sync));
+  gtk_widget_action_set_enabled (widget, "dossier.team",
+                                 open && self->sync != NULL
+                                 && relais_sync_controller_is_enrolled (self->sync)
+                                 && relais_vault_view_get_dossier_id (self->view) != NULL);
   gtk_widget_action_set_enabled (widget, "sync.now",
                                  open && self->sync != NULL
                                  && relais_sync_controller_is_enrolled (self->sync)
@@ -1158,6 +1226,18 @@ relais_window_constructed (GObject *object)
     set_page (self, "create");
 }
 
+/* A worker thread uses the vault (enrolment, sharing): closing would
+ * close the vault under it.  Its dialog is modal and ends soon. */
+static gboolean
+relais_window_close_request (GtkWindow *window)
+{
+  RelaisWindow *self = RELAIS_WINDOW (window);
+
+  if (self->sync != NULL && relais_sync_controller_is_held (self->sync))
+    return TRUE;
+  return GTK_WINDOW_CLASS (relais_window_parent_class)->close_request (window);
+}
+
 static void
 relais_window_dispose (GObject *object)
 {
@@ -1204,6 +1284,7 @@ relais_window_class_init (RelaisWindowClass *klass)
   object_class->set_property = relais_window_set_property;
   object_class->dispose = relais_window_dispose;
   object_class->finalize = relais_window_finalize;
+  GTK_WINDOW_CLASS (klass)->close_request = relais_window_close_request;
 
   /**
    * RelaisWindow:settings:
@@ -1277,6 +1358,8 @@ relais_window_class_init (RelaisWindowClass *klass)
   gtk_widget_class_install_action (widget_class, "dossier.print", NULL, relais_window_print_dossier);
   gtk_widget_class_install_action (widget_class, "sync.conflicts", NULL, relais_window_show_conflicts);
   gtk_widget_class_install_action (widget_class, "sync.now", NULL, relais_window_sync_now);
+  gtk_widget_class_install_action (widget_class, "sync.connect", NULL, relais_window_connect);
+  gtk_widget_class_install_action (widget_class, "dossier.team", NULL, relais_window_show_team);
 
   gtk_widget_class_add_binding_action (widget_class, GDK_KEY_l, GDK_CONTROL_MASK, "vault.lock", NULL);
   gtk_widget_class_add_binding_action (widget_class, GDK_KEY_n, GDK_CONTROL_MASK, "dossier.new", NULL);
