@@ -24,6 +24,7 @@
 #include "relais-summary.h"
 #include "relais-vault.h"
 #include "relaisctl-sync.h"
+#include "relais-sync-engine.h"
 
 /*
  * relaisctl: the vault from the shell.  Exit status 0 on success, 1 on a
@@ -410,6 +411,19 @@ cmd_passwd (int argc, char **argv)
     {
       relais_vault_close (vault);
       return fail_error (error);
+    }
+  /* An enrolled user's identity on the server is wrapped by the same
+   * passphrase (PROTOCOL.md §2.2): a new laptop must enrol with the new
+   * one.  When the server cannot be reached, running passwd again with
+   * the new passphrase as both old and new retries. */
+  if (relais_sync_is_enrolled (vault)
+      && !relais_sync_rewrap_user_keys (vault, fresh->text, NULL, &error))
+    {
+      relais_vault_close (vault);
+      return fail (_("Passphrase changed on this computer, but not yet on the server (%s): "
+                     "run relaisctl passwd again, with the new passphrase as the old one, "
+                     "once the server can be reached"),
+                   error->message);
     }
   relais_vault_close (vault);
   g_printerr ("%s\n", _("Passphrase changed."));

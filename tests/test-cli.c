@@ -5,6 +5,7 @@
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -393,6 +394,110 @@ test_passwd (Fixture       *fx,
     run_clear (&run);
   }
   g_assert_cmpuint (count_people (fx), ==, 1);
+}
+
+/* Runs `relais-server ARGS… --store STORE` and returns its first line. */
+static char *
+server_line (const char *store,
+             ...)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  g_autoptr(GError) error = NULL;
+  g_autofree char *out = NULL;
+  va_list args;
+  int wait_status = 0;
+
+  g_ptr_array_add (argv, (char *) g_getenv ("RELAIS_SERVER"));
+  va_start (args, store);
+  for (const char *arg = va_arg (args, const char *); arg != NULL; arg = va_arg (args, const char *))
+    g_ptr_array_add (argv, (char *) arg);
+  va_end (args);
+  g_ptr_array_add (argv, (char *) "--store");
+  g_ptr_array_add (argv, (char *) store);
+  g_ptr_array_add (argv, NULL);
+  g_assert_true (g_spawn_sync (NULL, (char **) argv->pdata, NULL, G_SPAWN_STDERR_TO_DEV_NULL,
+                               NULL, NULL, &out, NULL, &wait_status, &error));
+  g_assert_no_error (error);
+  g_assert_true (g_spawn_check_wait_status (wait_status, NULL));
+  return g_strstrip (g_steal_pointer (&out));
+}
+
+/* On an enrolled vault, passwd also wraps the user's identity on the
+ * server again: a second laptop then enrols with the new passphrase, and
+ * no longer with the old one. */
+static void
+test_passwd_enrolled (Fixture       *fx,
+                      gconstpointer  data)
+{
+  const char *server = g_getenv ("RELAIS_SERVER");
+  const char *new_env[] = { "RELAIS_NEW_PASSPHRASE", "brand new", NULL };
+  g_autofree char *store = NULL;
+  g_autofree char *code = NULL;
+  g_autofree char *url = NULL;
+  g_autofree char *user_id = NULL;
+  g_autofree char *second = g_build_filename (fx->dir, "second", NULL);
+  g_autofree char *third = g_build_filename (fx->dir, "third", NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GString) line = g_string_new (NULL);
+  g_auto(Run) run = { 0 };
+  GPid pid = 0;
+  int out_fd = -1;
+  char c;
+
+  if (server == NULL || !g_file_test (server, G_FILE_TEST_IS_EXECUTABLE))
+    {
+      g_test_skip ("relais-server is not built (RELAIS_SERVER)");
+      return;
+    }
+  store = g_strdup_printf ("sqlite:%s/server.db", fx->dir);
+  code = server_line (store, "user", "add", "--name", "Ana Test", "--org", "CCAS", NULL);
+  {
+    const char *argv[] = { server, "serve", "--store", store, "--listen", "127.0.0.1:0", NULL };
+
+    g_assert_true (g_spawn_async_with_pipes (NULL, (char **) argv, NULL,
+                                             G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDERR_TO_DEV_NULL,
+                                             NULL, NULL, &pid, NULL, &out_fd, NULL, &error));
+    g_assert_no_error (error);
+    while (read (out_fd, &c, 1) == 1 && c != '\n')
+      g_string_append_c (line, c);
+    g_assert_true (g_str_has_prefix (line->str, "relais-server: listening on http://"));
+    url = g_strdup (line->str + strlen ("relais-server: listening on "));
+  }
+
+  run_ctl (&run, PASS, "enroll", "--vault", fx->vault, "--server", url, "--code", code);
+  g_assert_cmpint (run.status, ==, 0);
+  g_assert_true (g_str_has_prefix (run.out, "enrolled as "));
+  user_id = g_strndup (run.out + strlen ("enrolled as "),
+                       strcspn (run.out + strlen ("enrolled as "), ","));
+  run_clear (&run);
+
+  run_full (&run, PASS, new_env, NULL, "passwd", "--vault", fx->vault, NULL);
+  g_assert_cmpint (run.status, ==, 0);
+  run_clear (&run);
+
+  /* A second laptop: the old passphrase no longer opens the identity… */
+  g_free (code);
+  code = server_line (store, "user", "code", user_id, NULL);
+  run_ctl (&run, PASS, "init", "--vault", third);
+  g_assert_cmpint (run.status, ==, 0);
+  run_clear (&run);
+  run_ctl (&run, PASS, "enroll", "--vault", third, "--server", url, "--code", code);
+  g_assert_cmpint (run.status, ==, 1);
+  run_clear (&run);
+  /* …the new one does. */
+  g_free (code);
+  code = server_line (store, "user", "code", user_id, NULL);
+  run_ctl (&run, "brand new", "init", "--vault", second);
+  g_assert_cmpint (run.status, ==, 0);
+  run_clear (&run);
+  run_ctl (&run, "brand new", "enroll", "--vault", second, "--server", url, "--code", code);
+  g_assert_cmpint (run.status, ==, 0);
+  g_assert_nonnull (strstr (run.out, user_id));
+
+  kill (pid, SIGTERM);
+  waitpid (pid, NULL, 0);
+  g_spawn_close_pid (pid);
+  close (out_fd);
 }
 
 /* passwd killed at every step of replacing the key file: the old or the
@@ -910,6 +1015,8 @@ main (int argc, char **argv)
   g_test_add ("/cli/person", Fixture, NULL, fixture_setup, test_person, fixture_teardown);
   g_test_add ("/cli/refusals", Fixture, NULL, fixture_setup, test_refusals, fixture_teardown);
   g_test_add ("/cli/passwd", Fixture, "empty", fixture_setup, test_passwd, fixture_teardown);
+  g_test_add ("/cli/passwd-enrolled", Fixture, NULL, fixture_setup, test_passwd_enrolled,
+              fixture_teardown);
   g_test_add ("/cli/passwd-killed", Fixture, NULL, fixture_setup, test_passwd_killed, fixture_teardown);
   g_test_add ("/cli/import", Fixture, NULL, fixture_setup, test_import, fixture_teardown);
   g_test_add ("/cli/import-killed", Fixture, NULL, fixture_setup, test_import_killed, fixture_teardown);
