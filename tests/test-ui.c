@@ -1278,13 +1278,16 @@ die_with_parent (gpointer data)
   prctl (PR_SET_PDEATHSIG, SIGTERM);
 }
 
-/* @listen: "127.0.0.1:0" for a free port. */
+/* @listen: "127.0.0.1:0" for a free port; @cert and @key: HTTPS, or NULL. */
 static TestServer *
-server_start (const char *server,
-              const char *store,
-              const char *listen)
+server_start_full (const char *server,
+                   const char *store,
+                   const char *listen,
+                   const char *cert,
+                   const char *key)
 {
-  const char *argv[] = { server, "serve", "--store", store, "--listen", listen, NULL };
+  const char *argv[] = { server, "serve", "--store", store, "--listen", listen,
+                         cert != NULL ? "--tls-cert" : NULL, cert, "--tls-key", key, NULL };
   const char *prefix = "relais-server: listening on ";
   g_autoptr(GError) error = NULL;
   g_autoptr(GDataInputStream) out = NULL;
@@ -1303,6 +1306,14 @@ server_start (const char *server,
   g_assert_true (g_str_has_prefix (line, prefix));
   test_server->url = g_strdup (line + strlen (prefix));
   return test_server;
+}
+
+static TestServer *
+server_start (const char *server,
+              const char *store,
+              const char *listen)
+{
+  return server_start_full (server, store, listen, NULL, NULL);
 }
 
 static void
@@ -1707,8 +1718,16 @@ enrol_from_dialog (RelaisWindow *window,
                                                   "Vault Passphrase")), passphrase);
   g_signal_emit_by_name (must_find (GTK_WIDGET (dialog), GTK_TYPE_BUTTON, "C_onnect"), "clicked");
   g_assert_true (relais_enrol_dialog_is_busy (dialog));
+  /* The vault is the worker's: the window takes no click, and neither
+   * locks nor closes. */
+  g_assert_false (gtk_widget_get_sensitive (GTK_WIDGET (window)));
+  relais_window_lock (window);
+  gtk_window_close (GTK_WINDOW (window));
+  g_assert_cmpstr (relais_window_get_state (window), ==, "vault");
+  g_assert_true (gtk_widget_get_visible (GTK_WIDGET (window)));
   g_assert_true (wait_until (enrol_dialog_idle, dialog));
   settle (50);
+  g_assert_true (gtk_widget_get_sensitive (GTK_WIDGET (window)));
   if (find_toplevel (RELAIS_TYPE_ENROL_DIALOG) == dialog)
     {
       error_label = find_error_label (GTK_WIDGET (dialog));
@@ -1937,7 +1956,9 @@ test_ui_enrol_share (void)
 
     g_signal_emit_by_name (add, "clicked");
     g_assert_true (relais_team_dialog_is_busy (team));
+    g_assert_false (gtk_widget_get_sensitive (GTK_WIDGET (window)));
     g_assert_true (wait_until (team_dialog_idle, team));
+    g_assert_true (gtk_widget_get_sensitive (GTK_WIDGET (window)));
   }
   g_assert_cmpstr (relais_team_dialog_get_status (team), ==, "Bruno Caylus now receives this dossier.");
   g_assert_nonnull (find_widget (must_find (GTK_WIDGET (team), ADW_TYPE_ACTION_ROW, "Bruno Caylus"),
@@ -1999,6 +2020,87 @@ test_ui_enrol_share (void)
     g_assert_cmpstr (kept->phone, ==, "0600000000");
   }
   relais_vault_close (bruno);
+
+  close_window (window);
+  server_stop (test_server);
+  relais_test_rm_rf (tmp);
+}
+
+/* A server this computer cannot reach, and one whose certificate it does
+ * not trust until the person chooses the authority under Advanced. */
+static void
+test_ui_enrol_tls (void)
+{
+  g_autofree char *server = find_server ();
+  g_autofree char *openssl = g_find_program_in_path ("openssl");
+  g_autofree char *tmp = NULL;
+  g_autofree char *store = NULL;
+  g_autofree char *dir = NULL;
+  g_autofree char *cert = NULL;
+  g_autofree char *key = NULL;
+  g_autofree char *code = NULL;
+  g_autoptr(GError) error = NULL;
+  TestServer *test_server;
+  RelaisWindow *window;
+  RelaisEnrolDialog *dialog;
+  RelaisSyncIndicator *indicator;
+  char *message;
+
+  if (server == NULL || openssl == NULL)
+    {
+      g_test_skip ("relais-server is not built, or openssl is not installed");
+      return;
+    }
+  g_setenv ("RELAIS_TEST_FAST_KDF", "1", TRUE);
+
+  tmp = relais_test_make_tmpdir ("relais-ui-tls-XXXXXX");
+  store = g_strconcat ("sqlite:", tmp, "/server.db", NULL);
+  dir = g_build_filename (tmp, "vault", NULL);
+  cert = g_build_filename (tmp, "cert.pem", NULL);
+  key = g_build_filename (tmp, "key.pem", NULL);
+  {
+    const char *argv[] = { openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                           "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=localhost",
+                           "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", NULL };
+    g_autoptr(GSubprocess) process = g_subprocess_newv (argv, G_SUBPROCESS_FLAGS_STDOUT_SILENCE
+                                                        | G_SUBPROCESS_FLAGS_STDERR_SILENCE, &error);
+
+    g_assert_no_error (error);
+    g_assert_true (g_subprocess_wait_check (process, NULL, &error));
+    g_assert_no_error (error);
+  }
+  test_server = server_start_full (server, store, "127.0.0.1:0", cert, key);
+  g_assert_true (g_str_has_prefix (test_server->url, "https://"));
+  code = server_admin (server, "user", "add", "--store", store, "--name", "Alice Martin",
+                       "--org", "CCAS Saint-Flour", NULL);
+  relais_vault_close (make_test_vault (dir, "alice"));
+  window = RELAIS_WINDOW (new_window (dir));
+  indicator = relais_vault_view_get_sync_indicator (RELAIS_VAULT_VIEW (relais_window_get_view (window)));
+
+  /* Nothing listens on port 1 of this computer. */
+  message = enrol_from_dialog (window, "http://127.0.0.1:1", code, PASSPHRASE);
+  g_assert_cmpstr (message, ==, "The server cannot be reached. Check its address and this computer’s connection to the network, then try again.");
+  g_free (message);
+
+  /* A certificate of the organisation's own: refused until chosen. */
+  message = enrol_from_dialog (window, test_server->url, code, PASSPHRASE);
+  g_assert_true (g_str_has_prefix (message, "This computer does not trust the server’s certificate."));
+  g_free (message);
+  dialog = find_toplevel (RELAIS_TYPE_ENROL_DIALOG);
+  g_assert_true (adw_expander_row_get_expanded (ADW_EXPANDER_ROW (must_find (GTK_WIDGET (dialog),
+                                                                             ADW_TYPE_EXPANDER_ROW,
+                                                                             "Advanced"))));
+  screenshot (GTK_WIDGET (dialog), "25-enrol-certificate");
+  g_assert_false (relais_sync_is_enrolled (relais_window_get_vault (window)));
+  /* What the file chooser does with the file picked. */
+  relais_enrol_dialog_set_cacert (dialog, cert);
+  g_assert_cmpstr (adw_action_row_get_subtitle (ADW_ACTION_ROW (must_find (GTK_WIDGET (dialog),
+                                                                           ADW_TYPE_ACTION_ROW,
+                                                                           "Certificate Authority"))),
+                   ==, "cert.pem");
+  g_assert_null (enrol_from_dialog (window, test_server->url, code, PASSPHRASE));
+  g_assert_true (relais_sync_is_enrolled (relais_window_get_vault (window)));
+  g_assert_true (wait_until (indicator_synced, indicator));
 
   close_window (window);
   server_stop (test_server);
@@ -2267,6 +2369,7 @@ main (int   argc,
   g_test_add_func ("/ui/window/conflicts", test_ui_conflicts);
   g_test_add_func ("/ui/window/sync", test_ui_sync);
   g_test_add_func ("/ui/window/enrol-share", test_ui_enrol_share);
+  g_test_add_func ("/ui/window/enrol-tls", test_ui_enrol_tls);
 
   return g_test_run ();
 }

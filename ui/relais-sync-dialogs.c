@@ -46,6 +46,29 @@ set_others_sensitive (GtkWindow *dialog,
   GtkWindow *parent = gtk_window_get_transient_for (dialog);
   GListModel *toplevels = gtk_window_get_toplevels ();
 
+  /* Modality is the window manager's to enforce, and without one (or
+   * with one that ignores it) the main window would take clicks that
+   * read the vault: insensitive, it takes none. */
+  if (parent != NULL && !sensitive)
+    {
+      /* GTK 4.8 warns when the focused text of a window becomes
+       * insensitive: the focus goes, and comes back after. */
+      GtkWidget *focus = gtk_window_get_focus (parent);
+
+      g_object_set_data_full (G_OBJECT (dialog), "parent-focus",
+                              focus != NULL ? g_object_ref (focus) : NULL, g_object_unref);
+      gtk_window_set_focus (parent, NULL);
+      gtk_widget_set_sensitive (GTK_WIDGET (parent), FALSE);
+    }
+  else if (parent != NULL)
+    {
+      GtkWidget *focus = g_object_get_data (G_OBJECT (dialog), "parent-focus");
+
+      gtk_widget_set_sensitive (GTK_WIDGET (parent), TRUE);
+      if (focus != NULL && gtk_widget_get_root (focus) == GTK_ROOT (parent))
+        gtk_window_set_focus (parent, focus);
+      g_object_set_data (G_OBJECT (dialog), "parent-focus", NULL);
+    }
   for (guint i = 0; i < g_list_model_get_n_items (toplevels); i++)
     {
       g_autoptr(GtkWindow) window = g_list_model_get_item (toplevels, i);
@@ -127,6 +150,7 @@ struct _RelaisEnrolDialog
   GtkWidget            *server_row;
   GtkWidget            *code_row;
   GtkWidget            *cacert_row;
+  GtkWidget            *advanced_row;
   GtkWidget            *cacert_clear;
   GtkWidget            *cacert_choose;
   GtkWidget            *passphrase_row;
@@ -209,6 +233,17 @@ normalize_code (const char *text)
   return g_string_free (code, FALSE);
 }
 
+/* Whether @message was made from @format (translated like it): its text
+ * up to the first %s. */
+static gboolean
+has_format_prefix (const char *message,
+                   const char *format)
+{
+  const char *end = strstr (format, "%s");
+
+  return end != NULL && strncmp (message, format, (gsize) (end - format)) == 0;
+}
+
 /* What went wrong, for the person, and which field to look at again. */
 static char *
 describe_enrol_error (RelaisEnrolDialog  *self,
@@ -235,10 +270,15 @@ describe_enrol_error (RelaisEnrolDialog  *self,
          * client's sentence says which. */
         return g_strdup (error->message);
       case RELAIS_CLIENT_ERROR_NETWORK:
-        /* Unreachable, or a certificate not trusted: the client's
-         * sentence says which; the way out differs. */
-        return g_strdup_printf (_("%s Check the server address and this computer’s connection; for a certificate your organisation issued, choose its authority under Advanced."),
-                                error->message);
+        /* Unreachable, or a certificate not trusted: the way out differs.
+         * The client's detail (libcurl's, in English) goes to the log. */
+        if (has_format_prefix (error->message, _("The server's certificate could not be verified: %s.")))
+          {
+            *focus = self->cacert_choose;
+            adw_expander_row_set_expanded (ADW_EXPANDER_ROW (self->advanced_row), TRUE);
+            return g_strdup (_("This computer does not trust the server’s certificate. If your organisation issued it, choose its certificate authority under Advanced; otherwise check the server address."));
+          }
+        return g_strdup (_("The server cannot be reached. Check its address and this computer’s connection to the network, then try again."));
       case RELAIS_CLIENT_ERROR_PROTOCOL:
         return g_strdup_printf (_("This address does not answer as a Relais server: %s"), error->message);
       default:
@@ -511,8 +551,10 @@ relais_enrol_dialog_init (RelaisEnrolDialog *self)
   GtkWidget *passphrase_group = adw_preferences_group_new ();
   GtkWidget *advanced = adw_expander_row_new ();
 
+  self->advanced_row = advanced;
+
   gtk_window_set_title (GTK_WINDOW (self), _("Connect to a Server"));
-  gtk_window_set_default_size (GTK_WINDOW (self), 480, 600);
+  gtk_window_set_default_size (GTK_WINDOW (self), 480, 560);
   gtk_window_set_modal (GTK_WINDOW (self), TRUE);
   gtk_window_set_destroy_with_parent (GTK_WINDOW (self), TRUE);
 
@@ -635,6 +677,7 @@ struct _RelaisTeamDialog
   gboolean              holding;
   char                 *status;
 
+  AdwWindowTitle       *title;
   GtkWidget            *spinner;
   GtkWidget            *status_label;
   GtkWidget            *error_label;
@@ -1181,6 +1224,10 @@ relais_team_dialog_init (RelaisTeamDialog *self)
   gtk_accessible_update_property (GTK_ACCESSIBLE (self->spinner),
                                   GTK_ACCESSIBLE_PROPERTY_LABEL, _("Talking to the server"), -1);
   adw_header_bar_pack_start (ADW_HEADER_BAR (header), self->spinner);
+  /* The person's name under the title: "of" would need an elision in
+   * French before a vowel. */
+  self->title = ADW_WINDOW_TITLE (adw_window_title_new (_("Team of the Dossier"), NULL));
+  adw_header_bar_set_title_widget (ADW_HEADER_BAR (header), GTK_WIDGET (self->title));
   gtk_box_append (GTK_BOX (toolbar), header);
 
   self->error_label = new_error_label ();
@@ -1269,9 +1316,8 @@ relais_team_dialog_new (GtkWindow            *parent,
   if (person != NULL)
     {
       g_autofree char *name = relais_person_format_name (person);
-      g_autofree char *title = g_strdup_printf (_("Team of the Dossier of %s"), name);
 
-      gtk_window_set_title (GTK_WINDOW (self), title);
+      adw_window_title_set_subtitle (self->title, name);
     }
 
   refresh_team (self);
