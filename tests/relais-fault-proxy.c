@@ -556,11 +556,13 @@ conn_exchange (Conn *conn)
       break;
     }
 
+  /* Counted before the client can see the answer, so that a test that
+   * reads the count after its request finds it. */
+  if (mode == RELAIS_FAULT_PASS)
+    count (proxy, mode);
   if (!send_all (conn->client_fd, answer.head->data, answer.head->len)
       || !send_all (conn->client_fd, answer.body->data, answer.body->len))
     return FALSE;
-  if (mode == RELAIS_FAULT_PASS)
-    count (proxy, mode);
   return !answer.close && !request.close;
 }
 

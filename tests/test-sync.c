@@ -2563,15 +2563,18 @@ collect (char   *data,
 }
 
 /* One request as PROTOCOL.md §5.1 says to sign it (@signer NULL: not
- * signed); returns the HTTP status, the body in *@out_body. */
-static long
-http_request (const char   *base_url,
-              const Signer *signer,
-              const char   *method,
-              const char   *path,
-              const char   *body,
-              char        **out_body)
+ * signed); returns libcurl's result, the HTTP status in *@out_status (0
+ * when none came), the body in *@out_body. */
+static CURLcode
+http_request_full (const char   *base_url,
+                   const Signer *signer,
+                   const char   *method,
+                   const char   *path,
+                   const char   *body,
+                   long         *out_status,
+                   char        **out_body)
 {
+  CURLcode code;
   g_autofree char *url = g_strconcat (base_url, path, NULL);
   g_autoptr(GString) answer = g_string_new (NULL);
   struct curl_slist *headers = NULL;
@@ -2625,12 +2628,27 @@ http_request (const char   *base_url,
   curl_easy_setopt (curl, CURLOPT_WRITEFUNCTION, collect);
   curl_easy_setopt (curl, CURLOPT_WRITEDATA, answer);
   curl_easy_setopt (curl, CURLOPT_TIMEOUT, 30L);
-  g_assert_cmpint (curl_easy_perform (curl), ==, CURLE_OK);
+  code = curl_easy_perform (curl);
   curl_easy_getinfo (curl, CURLINFO_RESPONSE_CODE, &status);
   curl_slist_free_all (headers);
   curl_easy_cleanup (curl);
   if (out_body != NULL)
     *out_body = g_strdup (answer->str);
+  *out_status = status;
+  return code;
+}
+
+static long
+http_request (const char   *base_url,
+              const Signer *signer,
+              const char   *method,
+              const char   *path,
+              const char   *body,
+              char        **out_body)
+{
+  long status = 0;
+
+  g_assert_cmpint (http_request_full (base_url, signer, method, path, body, &status, out_body), ==, CURLE_OK);
   return status;
 }
 
@@ -2657,6 +2675,88 @@ assert_http_error (long        status,
   g_assert_cmpint (status, ==, expected_status);
   code = error_code (body);
   g_assert_cmpstr (code, ==, expected_code);
+}
+
+/* The proxy itself, against a real server: each mode does what it says,
+ * and "lose the answer" means after the server acted (an enrolment code
+ * it consumed), "cut the request" before (the code still works). */
+static void
+test_proxy (Ctx           *ctx,
+            gconstpointer  data)
+{
+  RelaisFaultProxy *proxy;
+  g_autofree char *url = NULL;
+  g_autofree char *body = NULL;
+  long status = 0;
+  CURLcode code;
+
+  if (ctx_skipped (ctx))
+    return;
+  proxy = ctx_proxy (ctx);
+  url = relais_fault_proxy_get_url (proxy);
+
+  g_assert_cmpint (http_request (url, NULL, "GET", "/v1/health", NULL, &body), ==, 200);
+  g_assert_nonnull (strstr (body, "ok"));
+  g_clear_pointer (&body, g_free);
+  g_assert_cmpuint (relais_fault_proxy_get_count (proxy, RELAIS_FAULT_PASS), ==, 1);
+  g_assert_cmpuint (relais_fault_proxy_get_connections (proxy), ==, 1);
+
+  /* Delay: before the request and before the answer. */
+  {
+    gint64 start = g_get_monotonic_time ();
+
+    relais_fault_proxy_set_fault (proxy, RELAIS_FAULT_DELAY, 300, NULL, 1);
+    g_assert_cmpint (http_request (url, NULL, "GET", "/v1/health", NULL, NULL), ==, 200);
+    g_assert_cmpint (g_get_monotonic_time () - start, >=, 600 * 1000);
+    g_assert_cmpuint (relais_fault_proxy_get_count (proxy, RELAIS_FAULT_DELAY), ==, 1);
+  }
+
+  /* Refused, then passing again once the count is spent. */
+  relais_fault_proxy_set_fault (proxy, RELAIS_FAULT_REFUSE, 0, NULL, 1);
+  code = http_request_full (url, NULL, "GET", "/v1/health", NULL, &status, NULL);
+  g_assert_cmpint (code, !=, CURLE_OK);
+  g_assert_cmpint (status, ==, 0);
+  g_assert_cmpuint (relais_fault_proxy_get_count (proxy, RELAIS_FAULT_REFUSE), ==, 1);
+  g_assert_cmpint (http_request (url, NULL, "GET", "/v1/health", NULL, NULL), ==, 200);
+
+  /* Skip: the first matching request passes, the second is refused. */
+  relais_fault_proxy_set_fault_after (proxy, RELAIS_FAULT_REFUSE, 0, "GET /v1/health", 1, 1);
+  g_assert_cmpint (http_request (url, NULL, "GET", "/v1/health", NULL, NULL), ==, 200);
+  code = http_request_full (url, NULL, "GET", "/v1/health", NULL, &status, NULL);
+  g_assert_cmpint (code, !=, CURLE_OK);
+  g_assert_cmpint (http_request (url, NULL, "GET", "/v1/health", NULL, NULL), ==, 200);
+
+  /* An answer cut after its first bytes. */
+  relais_fault_proxy_set_fault (proxy, RELAIS_FAULT_CUT_RESPONSE, 5, "GET /v1/health", 1);
+  code = http_request_full (url, NULL, "GET", "/v1/health", NULL, &status, NULL);
+  g_assert_cmpint (code, !=, CURLE_OK);
+  g_assert_cmpuint (relais_fault_proxy_get_count (proxy, RELAIS_FAULT_CUT_RESPONSE), ==, 1);
+
+  /* An enrolment cut mid-body: the server did nothing, the code is still
+   * good.  Its answer lost: the server used the code. */
+  {
+    g_autofree char *enrol_code = user_add (ctx, "Proxy", "CCAS Aurillac", FALSE);
+    g_autoptr(RelaisDeviceKey) key = relais_device_key_generate ();
+    g_autofree char *pk = relais_sync_base64_encode (key->pk, sizeof key->pk);
+    g_autofree char *enrol = g_strdup_printf ("{\"code\":\"%s\",\"device_name\":\"proxy test\",\"device_key\":\"%s\"}",
+                                              enrol_code, pk);
+
+    relais_fault_proxy_set_fault (proxy, RELAIS_FAULT_CUT_REQUEST, 0, "POST /v1/enrol", 1);
+    code = http_request_full (url, NULL, "POST", "/v1/enrol", enrol, &status, NULL);
+    g_assert_cmpint (code, !=, CURLE_OK);
+    g_assert_cmpuint (relais_fault_proxy_get_count (proxy, RELAIS_FAULT_CUT_REQUEST), ==, 1);
+
+    relais_fault_proxy_set_fault (proxy, RELAIS_FAULT_LOSE_RESPONSE, 0, "POST /v1/enrol", 1);
+    code = http_request_full (url, NULL, "POST", "/v1/enrol", enrol, &status, NULL);
+    g_assert_cmpint (code, !=, CURLE_OK);
+    g_assert_cmpint (status, ==, 0);
+    g_assert_cmpuint (relais_fault_proxy_get_count (proxy, RELAIS_FAULT_LOSE_RESPONSE), ==, 1);
+
+    status = http_request (url, NULL, "POST", "/v1/enrol", enrol, &body);
+    assert_http_error (status, body, 409, "code_used");
+    g_clear_pointer (&body, g_free);
+  }
+  g_assert_cmpuint (relais_fault_proxy_get_connections (proxy), >=, 10);
 }
 
 /* A pulled envelope of @dev's spool, waiting to be applied. */
@@ -3689,6 +3789,8 @@ main (int argc, char **argv)
   g_assert_cmpint (sodium_init (), >=, 0);
   curl_global_init (CURL_GLOBAL_DEFAULT);
 
+  /* The fault proxy, once, in front of a server on SQLite. */
+  g_test_add ("/sync/proxy", Ctx, GINT_TO_POINTER (STORE_SQLITE), ctx_setup, test_proxy, ctx_teardown);
   for (guint s = 0; s < G_N_ELEMENTS (stores); s++)
     for (guint i = 0; i < G_N_ELEMENTS (scenarios); i++)
       {
