@@ -1692,8 +1692,9 @@ indicator_synced (gpointer indicator)
   return g_strcmp0 (relais_sync_indicator_get_text (indicator), "Synced just now") == 0;
 }
 
-/* Fills the enrolment dialog as a person would and presses Connect;
- * returns the message it shows, or NULL once it closed (enrolled). */
+/* Fills the enrolment dialog as a person would (unless @url is NULL: as
+ * it is) and presses Connect (or Connect Anyway); returns the message it
+ * shows, or NULL once it closed (enrolled). */
 static char *
 enrol_from_dialog (RelaisWindow *window,
                    const char   *url,
@@ -1712,11 +1713,20 @@ enrol_from_dialog (RelaisWindow *window,
   g_assert_nonnull (dialog);
   g_assert_true (gtk_window_get_modal (GTK_WINDOW (dialog)));
   g_object_ref (dialog);
-  gtk_editable_set_text (GTK_EDITABLE (must_find (GTK_WIDGET (dialog), ADW_TYPE_ENTRY_ROW, "Server Address")), url);
-  gtk_editable_set_text (GTK_EDITABLE (must_find (GTK_WIDGET (dialog), ADW_TYPE_ENTRY_ROW, "Enrolment Code")), code);
-  gtk_editable_set_text (GTK_EDITABLE (must_find (GTK_WIDGET (dialog), ADW_TYPE_PASSWORD_ENTRY_ROW,
-                                                  "Vault Passphrase")), passphrase);
-  g_signal_emit_by_name (must_find (GTK_WIDGET (dialog), GTK_TYPE_BUTTON, "C_onnect"), "clicked");
+  if (url != NULL)
+    {
+      gtk_editable_set_text (GTK_EDITABLE (must_find (GTK_WIDGET (dialog), ADW_TYPE_ENTRY_ROW, "Server Address")), url);
+      gtk_editable_set_text (GTK_EDITABLE (must_find (GTK_WIDGET (dialog), ADW_TYPE_ENTRY_ROW, "Enrolment Code")), code);
+      gtk_editable_set_text (GTK_EDITABLE (must_find (GTK_WIDGET (dialog), ADW_TYPE_PASSWORD_ENTRY_ROW,
+                                                      "Vault Passphrase")), passphrase);
+    }
+  {
+    GtkWidget *button = find_widget (GTK_WIDGET (dialog), GTK_TYPE_BUTTON, "C_onnect");
+
+    if (button == NULL)
+      button = must_find (GTK_WIDGET (dialog), GTK_TYPE_BUTTON, "Connect _Anyway");
+    g_signal_emit_by_name (button, "clicked");
+  }
   g_assert_true (relais_enrol_dialog_is_busy (dialog));
   /* The vault is the worker's: the window takes no click, and neither
    * locks nor closes. */
@@ -1725,9 +1735,11 @@ enrol_from_dialog (RelaisWindow *window,
   gtk_window_close (GTK_WINDOW (window));
   g_assert_cmpstr (relais_window_get_state (window), ==, "vault");
   g_assert_true (gtk_widget_get_visible (GTK_WIDGET (window)));
+  g_assert_true (relais_window_is_vault_in_use (window));
   g_assert_true (wait_until (enrol_dialog_idle, dialog));
   settle (50);
   g_assert_true (gtk_widget_get_sensitive (GTK_WIDGET (window)));
+  g_assert_false (relais_window_is_vault_in_use (window));
   if (find_toplevel (RELAIS_TYPE_ENROL_DIALOG) == dialog)
     {
       error_label = find_error_label (GTK_WIDGET (dialog));
@@ -1851,6 +1863,14 @@ test_ui_enrol_share (void)
   g_assert_false (gtk_widget_activate_action (GTK_WIDGET (window), "dossier.team", NULL)
                   && find_toplevel (RELAIS_TYPE_TEAM_DIALOG) != NULL);
 
+  /* A typo in the passphrase: asked about before anything is sent, and
+   * the code is not used (it serves below). */
+  message = enrol_from_dialog (window, test_server->url, code, "lanterne verger cobalt 42 marre");
+  g_assert_true (g_str_has_prefix (message, "This is not the passphrase of this vault."));
+  g_free (message);
+  g_assert_nonnull (find_widget (find_toplevel (RELAIS_TYPE_ENROL_DIALOG), GTK_TYPE_BUTTON, "Connect _Anyway"));
+  g_assert_false (relais_sync_is_enrolled (relais_window_get_vault (window)));
+
   /* A code the server never gave: said, and nothing enrolled. */
   message = enrol_from_dialog (window, test_server->url, "AAAAABBBBBCCCCCDDDDD", PASSPHRASE);
   screenshot (find_toplevel (RELAIS_TYPE_ENROL_DIALOG), "20-enrol-wrong-code");
@@ -1892,6 +1912,11 @@ test_ui_enrol_share (void)
     laptop = RELAIS_WINDOW (new_window (dir_laptop));
     laptop_indicator = relais_vault_view_get_sync_indicator (RELAIS_VAULT_VIEW (relais_window_get_view (laptop)));
     message = enrol_from_dialog (laptop, test_server->url, code2, "not the first computer's passphrase");
+    g_assert_true (g_str_has_prefix (message, "This is not the passphrase of this vault."));
+    g_free (message);
+    /* The person says it is the first computer's: the server's copy of
+     * the identity does not open with it. */
+    message = enrol_from_dialog (laptop, NULL, NULL, NULL);
     g_assert_true (g_str_has_prefix (message, "This passphrase does not open your identity on the server."));
     g_free (message);
     /* Wiped after use. */

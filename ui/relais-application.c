@@ -97,6 +97,16 @@ relais_application_quit (GSimpleAction *action,
                          GVariant      *parameter,
                          gpointer       user_data)
 {
+  GList *windows = gtk_application_get_windows (GTK_APPLICATION (user_data));
+
+  /* Quitting closes the vault: not under a worker thread using it
+   * (enrolment, sharing: seconds at most); the person tries again. */
+  for (GList *l = windows; l != NULL; l = l->next)
+    if (RELAIS_IS_WINDOW (l->data) && relais_window_is_vault_in_use (l->data))
+      {
+        gtk_widget_error_bell (GTK_WIDGET (l->data));
+        return;
+      }
   g_application_quit (G_APPLICATION (user_data));
 }
 

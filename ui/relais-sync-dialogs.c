@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "relais-client.h"
+#include "relais-keyfile.h"
 #include "relais-person.h"
 #include "relais-person-object.h"
 #include "relais-spool.h"
@@ -143,6 +144,9 @@ struct _RelaisEnrolDialog
   RelaisSyncController *sync;
   gboolean              busy;
   char                 *cacert;
+  /* The person confirmed that the passphrase typed, which does not open
+   * this vault, is the first computer's. */
+  gboolean              other_passphrase;
 
   GtkWidget            *cancel_button;
   GtkWidget            *connect_button;
@@ -167,8 +171,13 @@ enum {
 
 static guint enrol_signals[N_ENROL_SIGNALS];
 
+/* The passphrase typed opens neither this vault nor, maybe, anything:
+ * enrolment waits for the person to say it is the first computer's. */
+#define ENROL_OTHER_PASSPHRASE 1
+
 typedef struct {
   RelaisVault *vault;
+  gboolean     check_passphrase;
   char        *server;
   char        *cacert;
   char        *code;
@@ -195,13 +204,30 @@ enrol_thread (GTask        *task,
   GError *error = NULL;
   gboolean ok;
 
+  /* On the first computer the passphrase wraps the identity the server
+   * keeps: a typo there would lock every other computer out.  What opens
+   * this vault is safe; anything else is asked about first. */
+  if (data->check_passphrase)
+    {
+      g_autoptr(RelaisKeyfile) keyfile = relais_keyfile_unlock (relais_vault_get_dir (data->vault),
+                                                                data->passphrase, NULL);
+
+      if (keyfile == NULL)
+        {
+          wipe_string (&data->passphrase);
+          wipe_string (&data->code);
+          g_task_return_int (task, ENROL_OTHER_PASSPHRASE);
+          return;
+        }
+    }
+
   ok = relais_sync_enroll (data->vault, data->server, data->cacert, data->code,
                            data->passphrase, NULL, cancellable, &error);
   /* Not a moment longer than needed. */
   wipe_string (&data->passphrase);
   wipe_string (&data->code);
   if (ok)
-    g_task_return_boolean (task, TRUE);
+    g_task_return_int (task, 0);
   else
     g_task_return_error (task, error);
 }
@@ -351,11 +377,22 @@ enrol_done (GObject      *object,
   g_autoptr(GError) error = NULL;
   g_autofree char *message = NULL;
   GtkWidget *focus = NULL;
+  gssize status;
 
   release_vault (GTK_WINDOW (self), self->sync);
   set_enrol_busy (self, FALSE);
 
-  if (!g_task_propagate_boolean (G_TASK (result), &error))
+  status = g_task_propagate_int (G_TASK (result), &error);
+  if (status == ENROL_OTHER_PASSPHRASE)
+    {
+      show_enrol_error (self,
+                        _("This is not the passphrase of this vault. Connecting another computer than your first one? Then it is the passphrase of the first computer’s vault: press Connect Anyway. Otherwise, type this vault’s passphrase."),
+                        self->passphrase_row);
+      self->other_passphrase = TRUE;
+      gtk_button_set_label (GTK_BUTTON (self->connect_button), _("Connect _Anyway"));
+      return;
+    }
+  if (status < 0)
     {
       /* No value: the server's address, the code's fate, never the
        * passphrase. */
@@ -382,6 +419,7 @@ enrol_start (gpointer dialog)
   GtkEditable *passphrase = GTK_EDITABLE (self->passphrase_row);
 
   data->vault = self->vault;
+  data->check_passphrase = !self->other_passphrase;
   data->server = normalize_server (gtk_editable_get_text (GTK_EDITABLE (self->server_row)));
   data->code = normalize_code (gtk_editable_get_text (GTK_EDITABLE (self->code_row)));
   data->cacert = g_strdup (self->cacert);
@@ -407,6 +445,18 @@ on_connect (RelaisEnrolDialog *self)
 static void
 on_enrol_field_changed (RelaisEnrolDialog *self)
 {
+  update_enrol_buttons (self);
+}
+
+static void
+on_passphrase_changed (RelaisEnrolDialog *self)
+{
+  /* Another passphrase: checked against this vault again. */
+  if (self->other_passphrase && !self->busy)
+    {
+      self->other_passphrase = FALSE;
+      gtk_button_set_label (GTK_BUTTON (self->connect_button), _("C_onnect"));
+    }
   update_enrol_buttons (self);
 }
 
@@ -629,7 +679,7 @@ relais_enrol_dialog_init (RelaisEnrolDialog *self)
 
   g_signal_connect_swapped (self->server_row, "changed", G_CALLBACK (on_enrol_field_changed), self);
   g_signal_connect_swapped (self->code_row, "changed", G_CALLBACK (on_enrol_field_changed), self);
-  g_signal_connect_swapped (self->passphrase_row, "changed", G_CALLBACK (on_enrol_field_changed), self);
+  g_signal_connect_swapped (self->passphrase_row, "changed", G_CALLBACK (on_passphrase_changed), self);
   adw_entry_row_set_activates_default (ADW_ENTRY_ROW (self->passphrase_row), TRUE);
   gtk_window_set_default_widget (GTK_WINDOW (self), self->connect_button);
   relais_enrol_dialog_set_cacert (self, NULL);

@@ -1464,6 +1464,14 @@ relais_window_get_sync_notice (RelaisWindow *self)
   return self->sync_notice;
 }
 
+gboolean
+relais_window_is_vault_in_use (RelaisWindow *self)
+{
+  g_return_val_if_fail (RELAIS_IS_WINDOW (self), FALSE);
+
+  return self->sync != NULL && relais_sync_controller_is_held (self->sync);
+}
+
 void
 relais_window_lock (RelaisWindow *self)
 {

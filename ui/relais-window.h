@@ -24,6 +24,9 @@ GtkWidget    *relais_window_get_view  (RelaisWindow      *self);
 /* The last thing the window said about sync ("Synced", "Not synced: …",
  * a refused change), or NULL. */
 const char   *relais_window_get_sync_notice (RelaisWindow  *self);
+/* Whether a worker thread uses the vault (enrolment, sharing): the
+ * window neither locks nor closes meanwhile. */
+gboolean      relais_window_is_vault_in_use (RelaisWindow  *self);
 /* Closes the vault, wipes its keys and every view, and asks for the
  * passphrase again. */
 void          relais_window_lock      (RelaisWindow      *self);
