@@ -1948,6 +1948,14 @@ test_ui_enrol_share (void)
                                      NULL, &error));
   g_assert_no_error (error);
 
+  /* Closed before the directory came: it comes to nobody. */
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "dossier.team", NULL));
+  team = find_toplevel (RELAIS_TYPE_TEAM_DIALOG);
+  g_assert_true (relais_team_dialog_is_busy (team));
+  gtk_window_destroy (GTK_WINDOW (team));
+  settle (300);
+  g_assert_null (find_toplevel (RELAIS_TYPE_TEAM_DIALOG));
+
   /* The team: this person alone, and the directory to add from. */
   g_assert_true (gtk_widget_get_visible (find_button_with_icon (GTK_WIDGET (view), "system-users-symbolic")));
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "dossier.team", NULL));

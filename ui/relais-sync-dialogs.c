@@ -37,7 +37,6 @@ typedef struct {
   GtkWindow            *dialog;   /* owned */
   RelaisSyncController *sync;     /* owned */
   ReadyFunc             ready;
-  guint                 source;
 } HoldWait;
 
 static void
@@ -111,7 +110,7 @@ hold_vault (GtkWindow            *dialog,
   wait->dialog = g_object_ref (dialog);
   wait->sync = g_object_ref (sync);
   wait->ready = ready;
-  wait->source = g_timeout_add (50, hold_wait_poll, wait);
+  g_timeout_add (50, hold_wait_poll, wait);
 }
 
 static void
@@ -725,6 +724,7 @@ struct _RelaisTeamDialog
   GPtrArray            *users;    /* RelaisDirectoryUser, NULL until fetched */
   guint                 busy;     /* worker threads running */
   gboolean              holding;
+  gboolean              disposed; /* the directory may come after the dialog closed */
   char                 *status;
 
   AdwWindowTitle       *title;
@@ -1018,9 +1018,14 @@ directory_done (GObject      *object,
   g_autoptr(GError) error = NULL;
   GPtrArray *users;
 
+  users = g_task_propagate_pointer (G_TASK (result), &error);
+  if (self->disposed)
+    {
+      g_clear_pointer (&users, g_ptr_array_unref);
+      return;
+    }
   self->busy--;
   update_team_busy (self);
-  users = g_task_propagate_pointer (G_TASK (result), &error);
   if (users == NULL)
     {
       g_autofree char *message = g_strdup_printf (_("The directory of colleagues could not be read: %s"),
@@ -1217,6 +1222,7 @@ relais_team_dialog_dispose (GObject *object)
 {
   RelaisTeamDialog *self = RELAIS_TEAM_DIALOG (object);
 
+  self->disposed = TRUE;
   g_clear_object (&self->sync);
   g_clear_pointer (&self->users, g_ptr_array_unref);
   g_clear_pointer (&self->members, g_ptr_array_unref);
