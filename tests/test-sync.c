@@ -2478,6 +2478,82 @@ test_two_servers (Ctx           *ctx,
   pair_clear (&pair);
 }
 
+/* Devices syncing at the same moment: four devices of two users (two
+ * each), one dossier of each user shared with the other, notes written on
+ * every device, then all four syncs started together, round after round.
+ * A change set committed out of order with its sequence number would be
+ * passed by a cursor and never pulled: every note must arrive, once. */
+static void
+test_parallel (Ctx           *ctx,
+               gconstpointer  data)
+{
+  Device *devs[4];
+  char *ids[2];
+  GPtrArray *texts[2];
+
+  if (ctx_skipped (ctx))
+    return;
+  devs[0] = member_new (ctx, "p0", "CCAS Aurillac");
+  devs[2] = member_new (ctx, "p2", "France Travail Cantal");
+  for (guint u = 0; u < 2; u++)
+    {
+      g_auto(Run) run = { 0 };
+      g_autofree char *code = NULL;
+      g_autofree char *label = g_strdup_printf ("p%u", 2 * u + 1);
+
+      admin_run (ctx, &run, "user", "code", devs[2 * u]->user_id, NULL);
+      g_assert_cmpint (run.status, ==, 0);
+      code = one_line (run.out);
+      devs[2 * u + 1] = device_new (ctx, label);
+      enroll (devs[2 * u + 1], ctx->server->url, code, NULL);
+    }
+  for (guint u = 0; u < 2; u++)
+    {
+      ids[u] = person_add (devs[2 * u], NULL);
+      texts[u] = g_ptr_array_new_with_free_func (g_free);
+      sync_ok (devs[2 * u]);
+      share (devs[2 * u], ids[u], devs[2 * (1 - u)]);
+    }
+  sync_all (devs, 4, 1);
+
+  for (guint round = 0; round < 8; round++)
+    {
+      GSubprocess *procs[4];
+
+      for (guint i = 0; i < 4; i++)
+        for (guint d = 0; d < 2; d++)
+          {
+            char *text = marker (ctx, "parallele-");
+
+            g_free (note_add (devs[i], ids[d], text));
+            g_ptr_array_add (texts[d], text);
+          }
+      for (guint i = 0; i < 4; i++)
+        procs[i] = sync_spawn (devs[i]);
+      for (guint i = 0; i < 4; i++)
+        {
+          g_auto(Run) run = { 0 };
+
+          sync_wait (procs[i], &run);
+          g_object_unref (procs[i]);
+          if (run.status != 0)
+            g_test_message ("parallel sync of %s: %d %s", devs[i]->label, run.status, run.err);
+          g_assert_cmpint (run.status, ==, 0);
+          g_assert_true (parse_sync_line (run.out, NULL));
+        }
+    }
+  sync_all (devs, 4, 2);
+  for (guint d = 0; d < 2; d++)
+    for (guint i = 0; i < 4; i++)
+      assert_notes_exactly (devs[i], ids[d], texts[d]);
+  assert_same_exports (devs, 4);
+  for (guint u = 0; u < 2; u++)
+    {
+      g_free (ids[u]);
+      g_ptr_array_unref (texts[u]);
+    }
+}
+
 /* A full disk on either side.  The client's: nothing can be written, then
  * only the small spool files (the pull lands, applying it into the vault
  * fails).  The server's (SQLite; the PostgreSQL store's files are the
@@ -3774,6 +3850,7 @@ main (int argc, char **argv)
     { "two-servers", test_two_servers },
     { "forged-changesets", test_forged_changesets },
     { "full-disk", test_full_disk },
+    { "parallel", test_parallel },
     { "random", test_random },
     { "markers", test_markers },
   };
