@@ -2054,6 +2054,29 @@ test_ui_enrol_share (void)
   }
   relais_vault_close (bruno);
 
+  /* The server gone, the dialog says so in words, and adds nobody. */
+  {
+    g_autofree char *listen = g_strdup (test_server->url + strlen ("http://"));
+    GtkWidget *add;
+
+    g_assert_true (wait_until (indicator_not_syncing, indicator));
+    g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "dossier.team", NULL));
+    team = find_toplevel (RELAIS_TYPE_TEAM_DIALOG);
+    g_assert_true (wait_until (team_dialog_idle, team));
+    add = must_find (must_find (GTK_WIDGET (team), ADW_TYPE_ACTION_ROW, "Bruno Caylus"), GTK_TYPE_BUTTON, "_Add");
+    server_stop (test_server);
+    g_signal_emit_by_name (add, "clicked");
+    g_assert_true (wait_until (team_dialog_idle, team));
+    g_assert_cmpstr (relais_team_dialog_get_status (team), ==,
+                     "The dossier could not be shared with Bruno Caylus: The server cannot be reached. "
+                     "Check its address and this computer’s connection to the network, then try again.");
+    g_assert_true (gtk_widget_get_visible (find_error_label (GTK_WIDGET (team))));
+    g_assert_null (find_widget (GTK_WIDGET (team), GTK_TYPE_BUTTON, "_Remove"));
+    g_assert_true (gtk_widget_get_sensitive (GTK_WIDGET (window)));
+    gtk_window_close (GTK_WINDOW (team));
+    test_server = server_start (server, store, listen);
+  }
+
   close_window (window);
   server_stop (test_server);
   relais_test_rm_rf (tmp);

@@ -269,6 +269,24 @@ has_format_prefix (const char *message,
   return end != NULL && strncmp (message, format, (gsize) (end - format)) == 0;
 }
 
+/* A network failure in words for the person: unreachable, or a
+ * certificate this computer does not trust.  The client's detail
+ * (libcurl's, in English) goes to the log.  NULL for other errors. */
+static char *
+describe_network_error (const GError *error,
+                        gboolean     *out_certificate)
+{
+  *out_certificate = FALSE;
+  if (!g_error_matches (error, RELAIS_CLIENT_ERROR, RELAIS_CLIENT_ERROR_NETWORK))
+    return NULL;
+  if (has_format_prefix (error->message, _("The server's certificate could not be verified: %s.")))
+    {
+      *out_certificate = TRUE;
+      return g_strdup (_("This computer does not trust the server’s certificate. If your organisation issued it, choose its certificate authority under Advanced; otherwise check the server address."));
+    }
+  return g_strdup (_("The server cannot be reached. Check its address and this computer’s connection to the network, then try again."));
+}
+
 /* What went wrong, for the person, and which field to look at again. */
 static char *
 describe_enrol_error (RelaisEnrolDialog  *self,
@@ -295,15 +313,19 @@ describe_enrol_error (RelaisEnrolDialog  *self,
          * client's sentence says which. */
         return g_strdup (error->message);
       case RELAIS_CLIENT_ERROR_NETWORK:
-        /* Unreachable, or a certificate not trusted: the way out differs.
-         * The client's detail (libcurl's, in English) goes to the log. */
-        if (has_format_prefix (error->message, _("The server's certificate could not be verified: %s.")))
-          {
-            *focus = self->cacert_choose;
-            adw_expander_row_set_expanded (ADW_EXPANDER_ROW (self->advanced_row), TRUE);
-            return g_strdup (_("This computer does not trust the server’s certificate. If your organisation issued it, choose its certificate authority under Advanced; otherwise check the server address."));
-          }
-        return g_strdup (_("The server cannot be reached. Check its address and this computer’s connection to the network, then try again."));
+        {
+          /* Unreachable, or a certificate not trusted: the way out
+           * differs. */
+          gboolean certificate;
+          char *message = describe_network_error (error, &certificate);
+
+          if (certificate)
+            {
+              *focus = self->cacert_choose;
+              adw_expander_row_set_expanded (ADW_EXPANDER_ROW (self->advanced_row), TRUE);
+            }
+          return message;
+        }
       case RELAIS_CLIENT_ERROR_PROTOCOL:
         return g_strdup_printf (_("This address does not answer as a Relais server: %s"), error->message);
       default:
@@ -1028,8 +1050,12 @@ directory_done (GObject      *object,
   update_team_busy (self);
   if (users == NULL)
     {
+      gboolean certificate;
+      g_autofree char *network = describe_network_error (error, &certificate);
       g_autofree char *message = g_strdup_printf (_("The directory of colleagues could not be read: %s"),
-                                                  error->message);
+                                                  network != NULL ? network : error->message);
+
+      g_message ("directory: %s", error->message);
 
       gtk_label_set_label (GTK_LABEL (self->directory_message), message);
       gtk_stack_set_visible_child_name (GTK_STACK (self->directory_stack), "message");
@@ -1110,11 +1136,15 @@ share_done (GObject      *object,
 
   if (!ok)
     {
+      gboolean certificate;
+      g_autofree char *network = describe_network_error (error, &certificate);
+      const char *why = network != NULL ? network : error->message;
+
       g_message ("%s failed: %s", data->share ? "share" : "unshare", error->message);
       if (data->share)
-        message = g_strdup_printf (_("The dossier could not be shared with %s: %s"), name, error->message);
+        message = g_strdup_printf (_("The dossier could not be shared with %s: %s"), name, why);
       else
-        message = g_strdup_printf (_("%s could not be removed from the team: %s"), name, error->message);
+        message = g_strdup_printf (_("%s could not be removed from the team: %s"), name, why);
       set_team_status (self, message, TRUE);
       return;
     }
