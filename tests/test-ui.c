@@ -1987,11 +1987,17 @@ test_ui_enrol_share (void)
     g_assert_true (gtk_widget_get_child_visible (chantal));
     screenshot (GTK_WIDGET (team), "22-team");
 
+    /* A sync under way gives way to the share, and runs again after. */
+    g_assert_true (wait_until (indicator_not_syncing, indicator));
+    g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "sync.now", NULL));
+    settle (100);
     g_signal_emit_by_name (add, "clicked");
     g_assert_true (relais_team_dialog_is_busy (team));
     g_assert_false (gtk_widget_get_sensitive (GTK_WIDGET (window)));
     g_assert_true (wait_until (team_dialog_idle, team));
     g_assert_true (gtk_widget_get_sensitive (GTK_WIDGET (window)));
+    g_assert_true (wait_until (indicator_not_syncing, indicator));
+    g_assert_cmpstr (relais_sync_indicator_get_text (indicator), ==, "Synced just now");
   }
   g_assert_cmpstr (relais_team_dialog_get_status (team), ==, "Bruno Caylus now receives this dossier.");
   g_assert_nonnull (find_widget (must_find (GTK_WIDGET (team), ADW_TYPE_ACTION_ROW, "Bruno Caylus"),
