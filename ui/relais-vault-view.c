@@ -509,6 +509,23 @@ on_selection_changed (RelaisVaultView *self)
     relais_vault_view_show_dossier (self, relais_person_object_get_id (item));
 }
 
+/* A click selects, which shows the dossier; on a narrow window it also
+ * slides the list away, as activating does.  (single-click-activate would
+ * do both, but it also selects whatever row the pointer passes over, so
+ * that moving the mouse opened dossiers.) */
+static void
+on_list_clicked (GtkGestureClick *gesture,
+                 int              n_press,
+                 double           x,
+                 double           y,
+                 RelaisVaultView *self)
+{
+  if (n_press == 1
+      && adw_leaflet_get_folded (self->leaflet)
+      && gtk_single_selection_get_selected_item (self->selection) != NULL)
+    adw_leaflet_navigate (self->leaflet, ADW_NAVIGATION_DIRECTION_FORWARD);
+}
+
 static void
 on_list_activated (RelaisVaultView *self,
                    guint            position)
@@ -769,6 +786,15 @@ relais_vault_view_init (RelaisVaultView *self)
   g_autoptr(GtkListItemFactory) factory = gtk_signal_list_item_factory_new ();
 
   gtk_widget_init_template (GTK_WIDGET (self));
+
+  {
+    GtkGesture *click = gtk_gesture_click_new ();
+
+    /* Bubble phase: the list view has selected the row by then. */
+    gtk_event_controller_set_propagation_phase (GTK_EVENT_CONTROLLER (click), GTK_PHASE_BUBBLE);
+    g_signal_connect_object (click, "released", G_CALLBACK (on_list_clicked), self, 0);
+    gtk_widget_add_controller (GTK_WIDGET (self->list_view), GTK_EVENT_CONTROLLER (click));
+  }
 
   g_object_bind_property (self->edit_button, "visible", self->print_button, "visible",
                           G_BINDING_SYNC_CREATE);
