@@ -1597,6 +1597,197 @@ test_admin (gconstpointer data)
 }
 
 static char *
+recovery_add_body (const char *org, const char *dossier, const guint8 *key, guint32 epoch,
+                   const guint8 *box_pk)
+{
+  g_autofree char *wrapped = wrap_for (key, dossier, epoch, box_pk);
+
+  return g_strdup_printf ("{\"org\":\"%s\",\"wrapped_keys\":[{\"epoch\":%u,\"wrapped_key\":\"%s\"}]}",
+                          org, epoch, wrapped);
+}
+
+static JsonArray *
+missing_of (Reply *reply)
+{
+  assert_status (reply, 200);
+  return json_object_get_array_member (reply_object (reply), "missing");
+}
+
+/* PROTOCOL.md §5.2: another organisation's recovery wraps, added by any
+ * member once that organisation has a recovery key. */
+static void
+test_recovery_fill (gconstpointer data)
+{
+  SERVER_OR_SKIP ((Backend *) data);
+  g_autofree char *org_a = marker ("Orgfilla");
+  g_autofree char *org_b = marker ("Orgfillb");
+  g_autofree char *org_c = marker ("Orgfillc");
+  g_autofree char *name_aa = marker ("Namefilladmina");
+  g_autofree char *name_ab = marker ("Namefilladminb");
+  g_autofree char *name_a = marker ("Namefilla");
+  g_autofree char *name_b = marker ("Namefillb");
+  g_autofree char *name_o = marker ("Namefillo");
+  g_autoptr(Person) admin_a = person_new (server, name_aa, org_a, TRUE);
+  g_autoptr(Person) admin_b = person_new (server, name_ab, org_b, TRUE);
+  g_autoptr(Person) alice = person_new (server, name_a, org_a, FALSE);
+  g_autoptr(Person) bob = person_new (server, name_b, org_b, FALSE);
+  g_autoptr(Person) outsider = person_new (server, name_o, org_b, FALSE);
+  g_autofree char *dossier = relais_oplog_new_id ();
+  g_autofree char *recovery_uri = g_strdup_printf ("/v1/dossiers/%s/recovery", dossier);
+  g_autofree char *admin_uri = g_strdup_printf ("/v1/admin/recovery/%s", bob->device->user_id);
+  guint8 pk_a[crypto_box_PUBLICKEYBYTES], sk_a[crypto_box_SECRETKEYBYTES];
+  guint8 pk_b[crypto_box_PUBLICKEYBYTES], sk_b[crypto_box_SECRETKEYBYTES];
+  g_autofree char *pk_b_text = NULL;
+  guint8 *key = relais_dossier_key_new ();
+
+  crypto_box_keypair (pk_a, sk_a);
+  crypto_box_keypair (pk_b, sk_b);
+  pk_b_text = b64 (pk_b, sizeof pk_b);
+  {
+    g_autofree char *pk_a_text = b64 (pk_a, sizeof pk_a);
+    g_autofree char *body = g_strdup_printf ("{\"org\":\"%s\",\"box_pk\":\"%s\"}", org_a, pk_a_text);
+    g_autoptr(Reply) set = request (server, admin_a->device, "POST", "/v1/admin/recovery-key", body);
+
+    assert_status (set, 204);
+  }
+  /* Alice (org A) creates the dossier with org A's wrap and shares it
+   * with Bob (org B), whose organisation has no recovery key yet. */
+  {
+    Person *members[] = { alice };
+    const guint8 *keys[] = { key };
+    g_autofree char *create = create_dossier_body (dossier, key, members, 1, pk_a);
+    g_autofree char *share = share_body (bob->device->user_id, dossier, keys, 1, bob->keys->box_pk);
+    g_autofree char *share_uri = g_strdup_printf ("/v1/dossiers/%s/share", dossier);
+    g_autoptr(Reply) created = request (server, alice->device, "POST", "/v1/dossiers", create);
+    g_autoptr(Reply) shared = request (server, alice->device, "POST", share_uri, share);
+    g_autoptr(Reply) missing = request (server, alice->device, "GET", "/v1/recovery/missing", NULL);
+
+    assert_status (created, 201);
+    assert_status (shared, 204);
+    g_assert_cmpuint (json_array_get_length (missing_of (missing)), ==, 0);
+  }
+
+  /* Org B's administrator sets its key after Bob joined. */
+  {
+    g_autofree char *body = g_strdup_printf ("{\"org\":\"%s\",\"box_pk\":\"%s\"}", org_b, pk_b_text);
+    g_autoptr(Reply) set = request (server, admin_b->device, "POST", "/v1/admin/recovery-key", body);
+    g_autoptr(Reply) by_alice = NULL;
+    g_autoptr(Reply) by_bob = NULL;
+    g_autoptr(Reply) by_outsider = NULL;
+    g_autoptr(Reply) bad_query = NULL;
+    JsonObject *entry;
+    JsonArray *epochs;
+
+    assert_status (set, 204);
+    by_alice = request (server, alice->device, "GET", "/v1/recovery/missing", NULL);
+    by_bob = request (server, bob->device, "GET", "/v1/recovery/missing", NULL);
+    by_outsider = request (server, outsider->device, "GET", "/v1/recovery/missing", NULL);
+    bad_query = request (server, alice->device, "GET", "/v1/recovery/missing?after=x", NULL);
+    g_assert_cmpuint (json_array_get_length (missing_of (by_alice)), ==, 1);
+    g_assert_cmpuint (json_array_get_length (missing_of (by_bob)), ==, 1);
+    g_assert_cmpuint (json_array_get_length (missing_of (by_outsider)), ==, 0);
+    assert_error (bad_query, 400, "malformed");
+    entry = json_array_get_object_element (missing_of (by_alice), 0);
+    g_assert_cmpstr (json_object_get_string_member (entry, "dossier_id"), ==, dossier);
+    g_assert_cmpstr (json_object_get_string_member (entry, "org"), ==, org_b);
+    g_assert_cmpstr (json_object_get_string_member (entry, "recovery_key"), ==, pk_b_text);
+    epochs = json_object_get_array_member (entry, "epochs");
+    g_assert_cmpuint (json_array_get_length (epochs), ==, 1);
+    g_assert_cmpint (json_array_get_int_element (epochs, 0), ==, 1);
+    /* Resuming after the last entry given: nothing more. */
+    {
+      g_autofree char *org_q = g_uri_escape_string (org_b, NULL, TRUE);
+      g_autofree char *uri = g_strdup_printf ("/v1/recovery/missing?after=%s&after_org=%s", dossier, org_q);
+      g_autoptr(Reply) after = request (server, alice->device, "GET", uri, NULL);
+
+      g_assert_cmpuint (json_array_get_length (missing_of (after)), ==, 0);
+    }
+  }
+
+  /* Refusals. */
+  {
+    g_autofree char *good = recovery_add_body (org_b, dossier, key, 1, pk_b);
+    g_autofree char *future = recovery_add_body (org_b, dossier, key, 2, pk_b);
+    g_autofree char *keyless = recovery_add_body (org_c, dossier, key, 1, pk_b);
+    g_autofree char *short_wrap = g_strdup_printf ("{\"org\":\"%s\",\"wrapped_keys\":[{\"epoch\":1,\"wrapped_key\":\"%s\"}]}",
+                                                   org_b, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    g_autoptr(Reply) by_outsider = request (server, outsider->device, "POST", recovery_uri, good);
+    g_autoptr(Reply) empty = request (server, alice->device, "POST", recovery_uri, "{}");
+    g_autoptr(Reply) no_keys = NULL;
+    g_autoptr(Reply) not_json = request (server, alice->device, "POST", recovery_uri, "{\"org\":");
+    g_autoptr(Reply) too_short = request (server, alice->device, "POST", recovery_uri, short_wrap);
+    g_autoptr(Reply) duplicate = NULL;
+    g_autoptr(Reply) beyond = request (server, alice->device, "POST", recovery_uri, future);
+    g_autoptr(Reply) no_key = request (server, alice->device, "POST", recovery_uri, keyless);
+    g_autoptr(Reply) unknown = request (server, alice->device, "POST", "/v1/dossiers/nosuchdossier/recovery", good);
+    g_autoptr(Reply) still = NULL;
+    g_autofree char *no_keys_body = g_strdup_printf ("{\"org\":\"%s\",\"wrapped_keys\":[]}", org_b);
+
+    {
+      g_autofree char *wrapped = wrap_for (key, dossier, 1, pk_b);
+      g_autofree char *doubled = g_strdup_printf ("{\"org\":\"%s\",\"wrapped_keys\":["
+                                                  "{\"epoch\":1,\"wrapped_key\":\"%s\"},"
+                                                  "{\"epoch\":1,\"wrapped_key\":\"%s\"}]}",
+                                                  org_b, wrapped, wrapped);
+
+      duplicate = request (server, alice->device, "POST", recovery_uri, doubled);
+    }
+    no_keys = request (server, alice->device, "POST", recovery_uri, no_keys_body);
+    assert_error (by_outsider, 403, "not_member");
+    assert_error (empty, 400, "malformed");
+    assert_error (no_keys, 400, "malformed");
+    assert_error (not_json, 400, "malformed");
+    assert_error (too_short, 400, "malformed");
+    assert_error (duplicate, 400, "malformed");
+    assert_error (beyond, 409, "epoch_retired");
+    assert_error (no_key, 404, "not_found");
+    assert_error (unknown, 404, "not_found");
+    still = request (server, alice->device, "GET", "/v1/recovery/missing", NULL);
+    g_assert_cmpuint (json_array_get_length (missing_of (still)), ==, 1);
+  }
+
+  /* Alice adds org B's wrap; again is harmless; nothing is missing. */
+  {
+    g_autofree char *good = recovery_add_body (org_b, dossier, key, 1, pk_b);
+    g_autofree char *other = recovery_add_body (org_b, dossier, key, 1, pk_a);
+    g_autoptr(Reply) added = request (server, alice->device, "POST", recovery_uri, good);
+    g_autoptr(Reply) again = request (server, bob->device, "POST", recovery_uri, other);
+    g_autoptr(Reply) by_alice = request (server, alice->device, "GET", "/v1/recovery/missing", NULL);
+    g_autoptr(Reply) by_bob = request (server, bob->device, "GET", "/v1/recovery/missing", NULL);
+    g_autoptr(Reply) recovery = NULL;
+    g_autoptr(GError) error = NULL;
+    g_autofree guint8 *wrapped = NULL;
+    JsonArray *dossiers, *epochs;
+    guint8 *opened;
+    gsize len = 0;
+
+    assert_status (added, 204);
+    assert_status (again, 204);
+    g_assert_cmpuint (json_array_get_length (missing_of (by_alice)), ==, 0);
+    g_assert_cmpuint (json_array_get_length (missing_of (by_bob)), ==, 0);
+
+    /* Org B's administrator can now recover Bob's dossier: the first
+     * wrap stayed (the second, sealed to another key, did not replace it). */
+    recovery = request (server, admin_b->device, "GET", admin_uri, NULL);
+    assert_status (recovery, 200);
+    dossiers = json_object_get_array_member (reply_object (recovery), "dossiers");
+    g_assert_cmpuint (json_array_get_length (dossiers), ==, 1);
+    epochs = json_object_get_array_member (json_array_get_object_element (dossiers, 0), "epochs");
+    g_assert_cmpuint (json_array_get_length (epochs), ==, 1);
+    wrapped = relais_sync_base64_decode (json_object_get_string_member (json_array_get_object_element (epochs, 0),
+                                                                        "wrapped_key"), 1024, &len, &error);
+    g_assert_no_error (error);
+    opened = relais_dossier_key_unwrap (wrapped, len, dossier, 1, pk_b, sk_b, &error);
+    g_assert_no_error (error);
+    g_assert_cmpmem (opened, 32, key, 32);
+    relais_dossier_key_free (opened);
+  }
+  relais_dossier_key_free (key);
+  sodium_memzero (sk_a, sizeof sk_a);
+  sodium_memzero (sk_b, sizeof sk_b);
+}
+
+static char *
 repeat_char (char c, gsize n)
 {
   char *text = g_malloc (n + 1);
@@ -2032,6 +2223,8 @@ typedef struct {
 
 #define K32 "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 #define W64 "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+/* 154 bytes: a wrapped dossier key (PROTOCOL.md §2.1). */
+#define W154 W64 W64 "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 
 static const Parser parsers[] = {
   { "enrol", (ParseFunc) relais_server_parse_enrol, (GDestroyNotify) relais_enrol_request_free,
@@ -2052,6 +2245,10 @@ static const Parser parsers[] = {
   { "recovery-key", (ParseFunc) relais_server_parse_recovery_key,
     (GDestroyNotify) relais_recovery_key_request_free,
     "{\"org\":\"Mission locale\",\"box_pk\":\"" K32 "\"}" },
+  { "recovery-add", (ParseFunc) relais_server_parse_recovery_add,
+    (GDestroyNotify) relais_recovery_add_request_free,
+    "{\"org\":\"Mission locale\",\"wrapped_keys\":[{\"epoch\":1,\"wrapped_key\":\"" W154 "\"},"
+    "{\"epoch\":3,\"wrapped_key\":\"" W154 "\"}]}" },
 };
 
 /* Either a result or a RELAIS_SERVER_ERROR of the parser's kinds, never
@@ -2244,6 +2441,16 @@ test_parsers_hostile (void)
       { 4, "{\"user_id\":\"u\",\"wrapped_keys\":[{\"epoch\":0,\"wrapped_key\":\"" W64 "\"}]}", RELAIS_SERVER_ERROR_MALFORMED },
       { 4, "{\"user_id\":\"u\",\"wrapped_keys\":[{\"epoch\":1,\"wrapped_key\":\"" W64 "\"},{\"epoch\":1,\"wrapped_key\":\"" W64 "\"}]}", RELAIS_SERVER_ERROR_MALFORMED },
       { 4, "{\"user_id\":\"u\",\"wrapped_keys\":[{\"epoch\":1,\"wrapped_key\":\"#" W64 "\"}]}", RELAIS_SERVER_ERROR_BAD_BASE64 },
+      { 7, "{\"org\":\"o\",\"wrapped_keys\":[]}", RELAIS_SERVER_ERROR_MALFORMED },
+      { 7, "{\"org\":\"\",\"wrapped_keys\":[{\"epoch\":1,\"wrapped_key\":\"" W154 "\"}]}", RELAIS_SERVER_ERROR_MALFORMED },
+      { 7, "{\"org\":\"a\\tb\",\"wrapped_keys\":[{\"epoch\":1,\"wrapped_key\":\"" W154 "\"}]}", RELAIS_SERVER_ERROR_MALFORMED },
+      { 7, "{\"org\":\"o\",\"wrapped_keys\":[{\"epoch\":0,\"wrapped_key\":\"" W154 "\"}]}", RELAIS_SERVER_ERROR_MALFORMED },
+      { 7, "{\"org\":\"o\",\"wrapped_keys\":[{\"epoch\":1,\"wrapped_key\":\"" W64 "\"}]}", RELAIS_SERVER_ERROR_MALFORMED },
+      { 7, "{\"org\":\"o\",\"wrapped_keys\":[{\"epoch\":1,\"wrapped_key\":\"" W154 "AAAA\"}]}", RELAIS_SERVER_ERROR_MALFORMED },
+      { 7, "{\"org\":\"o\",\"wrapped_keys\":[{\"epoch\":1,\"wrapped_key\":\"" W154 "\"},{\"epoch\":1,\"wrapped_key\":\"" W154 "\"}]}", RELAIS_SERVER_ERROR_MALFORMED },
+      { 7, "{\"org\":\"o\",\"wrapped_keys\":[{\"epoch\":1,\"wrapped_key\":\"#" W154 "\"}]}", RELAIS_SERVER_ERROR_BAD_BASE64 },
+      { 7, "{\"org\":7,\"wrapped_keys\":[{\"epoch\":1,\"wrapped_key\":\"" W154 "\"}]}", RELAIS_SERVER_ERROR_MALFORMED },
+      { 7, "{\"org\":\"o\",\"wrapped_keys\":{}}", RELAIS_SERVER_ERROR_MALFORMED },
       { 5, "{\"changesets\":\"AAAA\"}", RELAIS_SERVER_ERROR_MALFORMED },
       { 5, "{\"changesets\":[null]}", RELAIS_SERVER_ERROR_MALFORMED },
       { 5, "{\"changesets\":[[\"AAAA\"]]}", RELAIS_SERVER_ERROR_MALFORMED },
@@ -2443,6 +2650,7 @@ main (int argc, char **argv)
     { "push-pull", test_push_pull },
     { "share-unshare", test_share_unshare },
     { "admin", test_admin },
+    { "recovery-fill", test_recovery_fill },
     { "limits", test_limits },
     { "malformed", test_malformed },
     { "cli", test_cli },

@@ -1011,6 +1011,168 @@ test_recovery_wraps (Fixture       *f,
   g_assert_cmpuint (keys->len, ==, 0);
 }
 
+/* The epochs of @missing's entry @i, as "D/org:1,2". */
+static char *
+missing_entry (GPtrArray *missing,
+               guint      i)
+{
+  RelaisStoreRecoveryMissing *entry = g_ptr_array_index (missing, i);
+  GString *text = g_string_new (NULL);
+
+  g_string_append_printf (text, "%s/%s:", entry->dossier_id, entry->org);
+  for (guint j = 0; j < entry->epochs->len; j++)
+    g_string_append_printf (text, "%s%u", j > 0 ? "," : "", g_array_index (entry->epochs, guint32, j));
+  return g_string_free (text, FALSE);
+}
+
+static void
+assert_missing (RelaisStore *store,
+                const char  *user_id,
+                const char  *expected)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) missing = relais_store_recovery_missing (store, user_id, NULL, NULL, 500, &error);
+  g_autoptr(GString) text = g_string_new (NULL);
+
+  g_assert_no_error (error);
+  g_assert_nonnull (missing);
+  for (guint i = 0; i < missing->len; i++)
+    {
+      g_autofree char *entry = missing_entry (missing, i);
+
+      g_string_append_printf (text, "%s%s", i > 0 ? " " : "", entry);
+    }
+  g_assert_cmpstr (text->str, ==, expected);
+}
+
+static void
+test_recovery_missing (Fixture       *f,
+                       gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) share = key_list ();
+  g_autoptr(GPtrArray) rotation = key_list ();
+  g_autoptr(GPtrArray) add = key_list ();
+  g_autoptr(GPtrArray) missing = NULL;
+  g_autoptr(GPtrArray) keys = NULL;
+  g_autoptr(GPtrArray) dossiers = NULL;
+  g_autofree char *entry = NULL;
+  guint8 ka[RELAIS_STORE_KEY_SIZE], kb[RELAIS_STORE_KEY_SIZE];
+
+  if (f->store == NULL)
+    return;
+
+  add_user (f->store, "ua", "A", "org-a", 1);
+  add_user (f->store, "ub", "B", "org-b", 2);
+  add_user (f->store, "uc", "C", "org-c", 3);
+  add_user (f->store, "ud", "D", "org-b", 4);
+  fill_key (ka, 0xa1);
+  fill_key (kb, 0xb1);
+  g_assert_true (relais_store_recovery_key_set (f->store, "org-a", ka, &error));
+  g_assert_no_error (error);
+  create_dossier (f->store, "D1", "ua", "ub", NULL);
+  create_dossier (f->store, "D2", "ua", NULL);
+  create_dossier (f->store, "D3", "ub", NULL);
+
+  /* org-b has no recovery key yet: nothing is missing; org-a's wraps are
+   * all there, and org-a has no member in D3. */
+  assert_missing (f->store, "ua", "");
+  assert_missing (f->store, "ub", "");
+
+  /* org-b sets its key after its users joined. */
+  g_assert_true (relais_store_recovery_key_set (f->store, "org-b", kb, &error));
+  g_assert_no_error (error);
+  assert_missing (f->store, "ua", "D1/org-b:1");
+  assert_missing (f->store, "ub", "D1/org-b:1 D3/org-b:1");
+  missing = relais_store_recovery_missing (f->store, "ua", NULL, NULL, 10, &error);
+  g_assert_no_error (error);
+  g_assert_cmpmem (((RelaisStoreRecoveryMissing *) missing->pdata[0])->recovery_key,
+                   RELAIS_STORE_KEY_SIZE, kb, sizeof kb);
+  g_clear_pointer (&missing, g_ptr_array_unref);
+
+  /* A rotation by an org-a member wraps only for org-a. */
+  g_ptr_array_add (share, wrapped_key ("uc", NULL, 1, 0x33));
+  g_assert_true (relais_store_dossier_share (f->store, "D1", "uc", share, &error));
+  g_assert_no_error (error);
+  g_ptr_array_add (rotation, wrapped_key ("ua", NULL, 2, 0x55));
+  g_ptr_array_add (rotation, wrapped_key ("ub", NULL, 2, 0x56));
+  g_ptr_array_add (rotation, wrapped_key (NULL, "org-a", 2, 0x66));
+  g_assert_true (relais_store_dossier_unshare (f->store, "D1", "uc", 2, rotation, &error));
+  g_assert_no_error (error);
+  assert_missing (f->store, "ua", "D1/org-b:1,2");
+
+  /* Paging: one entry at a time, after the last one given. */
+  missing = relais_store_recovery_missing (f->store, "ub", NULL, NULL, 1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (missing->len, ==, 1);
+  entry = missing_entry (missing, 0);
+  g_assert_cmpstr (entry, ==, "D1/org-b:1,2");
+  g_clear_pointer (&entry, g_free);
+  g_clear_pointer (&missing, g_ptr_array_unref);
+  missing = relais_store_recovery_missing (f->store, "ub", "D1", "org-b", 1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (missing->len, ==, 1);
+  entry = missing_entry (missing, 0);
+  g_assert_cmpstr (entry, ==, "D3/org-b:1");
+  g_clear_pointer (&entry, g_free);
+  g_clear_pointer (&missing, g_ptr_array_unref);
+  missing = relais_store_recovery_missing (f->store, "ub", "D3", "org-b", 1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (missing->len, ==, 0);
+  g_clear_pointer (&missing, g_ptr_array_unref);
+
+  /* Refusals change nothing. */
+  g_ptr_array_add (add, wrapped_key (NULL, NULL, 2, 0x77));
+  g_ptr_array_add (add, wrapped_key (NULL, NULL, 3, 0x77));
+  g_assert_false (relais_store_recovery_add (f->store, "D1", "ua", "org-b", add, &error));
+  g_assert_error (error, RELAIS_STORE_ERROR, RELAIS_STORE_ERROR_EPOCH_RETIRED);
+  g_clear_error (&error);
+  g_ptr_array_remove_index (add, 1);
+  g_assert_false (relais_store_recovery_add (f->store, "D1", "ud", "org-b", add, &error));
+  g_assert_error (error, RELAIS_STORE_ERROR, RELAIS_STORE_ERROR_NOT_MEMBER);
+  g_clear_error (&error);
+  g_assert_false (relais_store_recovery_add (f->store, "D1", "uc", "org-b", add, &error));
+  g_assert_error (error, RELAIS_STORE_ERROR, RELAIS_STORE_ERROR_NOT_MEMBER);
+  g_clear_error (&error);
+  g_assert_false (relais_store_recovery_add (f->store, "D1", "ua", "org-c", add, &error));
+  g_assert_error (error, RELAIS_STORE_ERROR, RELAIS_STORE_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+  g_assert_false (relais_store_recovery_add (f->store, "D9", "ua", "org-b", add, &error));
+  g_assert_error (error, RELAIS_STORE_ERROR, RELAIS_STORE_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+  /* org-c has a key now, but no current member in D1 (uc was removed). */
+  g_assert_true (relais_store_recovery_key_set (f->store, "org-c", ka, &error));
+  g_assert_no_error (error);
+  g_assert_false (relais_store_recovery_add (f->store, "D1", "ua", "org-c", add, &error));
+  g_assert_error (error, RELAIS_STORE_ERROR, RELAIS_STORE_ERROR_NOT_MEMBER);
+  g_clear_error (&error);
+  assert_missing (f->store, "ua", "D1/org-b:1,2");
+
+  /* A member of another organisation fills org-b's epoch 2, then 1. */
+  g_assert_true (relais_store_recovery_add (f->store, "D1", "ua", "org-b", add, &error));
+  g_assert_no_error (error);
+  assert_missing (f->store, "ua", "D1/org-b:1");
+  g_ptr_array_set_size (add, 0);
+  g_ptr_array_add (add, wrapped_key (NULL, NULL, 1, 0x78));
+  g_ptr_array_add (add, wrapped_key (NULL, NULL, 2, 0x79));
+  g_assert_true (relais_store_recovery_add (f->store, "D1", "ua", "org-b", add, &error));
+  g_assert_no_error (error);
+  assert_missing (f->store, "ua", "");
+  assert_missing (f->store, "ub", "D3/org-b:1");
+
+  /* Idempotent: the wrap stored first stays. */
+  g_assert_true (relais_store_recovery_add (f->store, "D1", "ub", "org-b", add, &error));
+  g_assert_no_error (error);
+  g_assert_true (relais_store_recovery_wraps (f->store, "ub", "org-b", &keys, &dossiers, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (keys->len, ==, 2);
+  g_assert_cmpstr (dossiers->pdata[0], ==, "D1");
+  g_assert_cmpuint (((RelaisStoreWrappedKey *) keys->pdata[0])->epoch, ==, 1);
+  g_assert_cmpuint (((const guint8 *) g_bytes_get_data (((RelaisStoreWrappedKey *) keys->pdata[0])->wrapped_key, NULL))[1], ==, 0x78);
+  g_assert_cmpuint (((RelaisStoreWrappedKey *) keys->pdata[1])->epoch, ==, 2);
+  g_assert_cmpuint (((const guint8 *) g_bytes_get_data (((RelaisStoreWrappedKey *) keys->pdata[1])->wrapped_key, NULL))[1], ==, 0x77);
+}
+
 /* ---- Change sets ----------------------------------------------------- */
 
 static void
@@ -2042,6 +2204,7 @@ main (int argc, char **argv)
   add_case ("share", test_share);
   add_case ("unshare", test_unshare);
   add_case ("recovery-wraps", test_recovery_wraps);
+  add_case ("recovery-missing", test_recovery_missing);
   add_case ("changeset-put", test_changeset_put);
   add_case ("pull-paging", test_pull_paging);
   add_case ("pull-strategies", test_pull_strategies);

@@ -849,6 +849,67 @@ relais_server_parse_recovery_key (const char  *body,
   return g_steal_pointer (&request);
 }
 
+void
+relais_recovery_add_request_free (RelaisRecoveryAddRequest *request)
+{
+  if (request == NULL)
+    return;
+  g_free (request->org);
+  g_clear_pointer (&request->keys, g_ptr_array_unref);
+  g_free (request);
+}
+
+/* A wrapped dossier key is exactly 154 bytes (PROTOCOL.md §2.1): the
+ * server cannot open a recovery wrap, but it can refuse what cannot be
+ * one. */
+#define RECOVERY_WRAP_SIZE 154
+
+RelaisRecoveryAddRequest *
+relais_server_parse_recovery_add (const char  *body,
+                                  gsize        len,
+                                  GError     **error)
+{
+  g_autoptr(JsonParser) parser = NULL;
+  g_autoptr(RelaisRecoveryAddRequest) request = g_new0 (RelaisRecoveryAddRequest, 1);
+  g_autoptr(GHashTable) seen = g_hash_table_new (NULL, NULL);
+  JsonObject *object = parse_object (body, len, &parser, error);
+  JsonArray *keys;
+
+  request->keys = g_ptr_array_new_with_free_func ((GDestroyNotify) relais_store_wrapped_key_free);
+  if (object == NULL
+      || !get_text (object, "org", TEXT_MAX, &request->org, error)
+      || !get_array (object, "wrapped_keys", MAX_EPOCHS, &keys, error))
+    return NULL;
+  if (json_array_get_length (keys) == 0)
+    {
+      field_error (error, "wrapped_keys", "is empty");
+      return NULL;
+    }
+  for (guint i = 0; i < json_array_get_length (keys); i++)
+    {
+      JsonObject *key = array_object (keys, i, "wrapped_keys", error);
+      g_autoptr(GBytes) wrapped = NULL;
+      RelaisStoreWrappedKey *wrap;
+      guint32 epoch;
+
+      if (key == NULL
+          || !get_uint32 (key, "epoch", 1, &epoch, error)
+          || !get_base64 (key, "wrapped_key", TRUE, RECOVERY_WRAP_SIZE, RECOVERY_WRAP_SIZE,
+                          &wrapped, error))
+        return NULL;
+      if (g_hash_table_contains (seen, GUINT_TO_POINTER (epoch)))
+        {
+          field_error (error, "wrapped_keys", "names an epoch twice");
+          return NULL;
+        }
+      g_hash_table_add (seen, GUINT_TO_POINTER (epoch));
+      wrap = wrapped_key_new (NULL, epoch, wrapped);
+      wrap->org = g_strdup (request->org);
+      g_ptr_array_add (request->keys, wrap);
+    }
+  return g_steal_pointer (&request);
+}
+
 #define QUERY_MAX_PARAMS 8
 
 GHashTable *
@@ -2082,6 +2143,96 @@ handle_admin_revoke (Call *call, RelaisServerResponse *response, GError **error)
   return TRUE;
 }
 
+/* GET /v1/recovery/missing: what recovery wraps the caller's device could
+ * add (PROTOCOL.md §5.2).  ?after=DOSSIER&after_org=ORG resumes after a
+ * full answer. */
+static gboolean
+handle_recovery_missing (Call *call, RelaisServerResponse *response, GError **error)
+{
+  g_autoptr(GHashTable) query = relais_server_parse_query (call->query, error);
+  g_autoptr(GPtrArray) missing = NULL;
+  g_autoptr(JsonBuilder) builder = NULL;
+  const char *after = NULL, *after_org = NULL;
+  GError *local = NULL;
+
+  if (query == NULL)
+    return FALSE;
+  after = g_hash_table_lookup (query, "after");
+  after_org = g_hash_table_lookup (query, "after_org");
+  if ((after == NULL) != (after_org == NULL)
+      || (after != NULL && !relais_server_id_is_valid (after))
+      || (after_org != NULL && (*after_org == '\0' || strlen (after_org) > TEXT_MAX)))
+    return fail (error, RELAIS_SERVER_ERROR_MALFORMED,
+                 "The query needs both \"after\" (a dossier id) and \"after_org\", or neither.");
+  missing = relais_store_recovery_missing (call->api->store, call->user->user_id, after, after_org,
+                                           RELAIS_SERVER_MISSING_MAX, &local);
+  if (missing == NULL)
+    {
+      propagate_store_error (error, local);
+      return FALSE;
+    }
+  builder = json_builder_new ();
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "missing");
+  json_builder_begin_array (builder);
+  for (guint i = 0; i < missing->len; i++)
+    {
+      RelaisStoreRecoveryMissing *entry = g_ptr_array_index (missing, i);
+
+      json_builder_begin_object (builder);
+      json_builder_set_member_name (builder, "dossier_id");
+      json_builder_add_string_value (builder, entry->dossier_id);
+      json_builder_set_member_name (builder, "org");
+      json_builder_add_string_value (builder, entry->org);
+      add_base64 (builder, "recovery_key", entry->recovery_key, sizeof entry->recovery_key);
+      json_builder_set_member_name (builder, "epochs");
+      json_builder_begin_array (builder);
+      for (guint j = 0; j < entry->epochs->len; j++)
+        json_builder_add_int_value (builder, g_array_index (entry->epochs, guint32, j));
+      json_builder_end_array (builder);
+      json_builder_end_object (builder);
+    }
+  json_builder_end_array (builder);
+  json_builder_end_object (builder);
+  respond_json (response, 200, builder);
+  return TRUE;
+}
+
+/* POST /v1/dossiers/{id}/recovery: a member adds an organisation's missing
+ * recovery wraps.  The server cannot check that a wrap opens with the
+ * organisation's key; it trusts members as for recovery_wrapped_key. */
+static gboolean
+handle_recovery_add (Call *call, RelaisServerResponse *response, GError **error)
+{
+  const RelaisServerRequest *request = call->request;
+  g_autoptr(RelaisRecoveryAddRequest) add = NULL;
+  GError *local = NULL;
+
+  add = relais_server_parse_recovery_add ((const char *) request->body, request->body_len, error);
+  if (add == NULL || !require_member (call, call->id, error))
+    return FALSE;
+  if (!WRITE (relais_store_recovery_add (call->api->store, call->id, call->user->user_id,
+                                         add->org, add->keys, &local)))
+    {
+      if (g_error_matches (local, RELAIS_STORE_ERROR, RELAIS_STORE_ERROR_NOT_FOUND))
+        {
+          g_error_free (local);
+          return fail (error, RELAIS_SERVER_ERROR_NOT_FOUND,
+                       "That organisation has no recovery key, or the dossier is unknown.");
+        }
+      if (g_error_matches (local, RELAIS_STORE_ERROR, RELAIS_STORE_ERROR_NOT_MEMBER))
+        {
+          g_error_free (local);
+          return fail (error, RELAIS_SERVER_ERROR_NOT_MEMBER,
+                       "That organisation has no member in this dossier, or you are not one.");
+        }
+      propagate_store_error (error, local);
+      return FALSE;
+    }
+  respond_empty (response, 204);
+  return TRUE;
+}
+
 /* ---- Routing --------------------------------------------------------- */
 
 typedef struct {
@@ -2100,6 +2251,8 @@ static const Route routes[] = {
   { "GET",  "/v1/dossiers/{id}/keys",         handle_dossier_keys,       TRUE },
   { "POST", "/v1/dossiers/{id}/share",        handle_share,              TRUE },
   { "POST", "/v1/dossiers/{id}/unshare",      handle_unshare,            TRUE },
+  { "POST", "/v1/dossiers/{id}/recovery",     handle_recovery_add,       TRUE },
+  { "GET",  "/v1/recovery/missing",           handle_recovery_missing,   TRUE },
   { "POST", "/v1/changesets",                 handle_push,               TRUE },
   { "GET",  "/v1/changesets",                 handle_pull,               TRUE },
   { "POST", "/v1/admin/recovery-key",         handle_admin_recovery_key, TRUE },

@@ -163,6 +163,23 @@ RelaisRecoveryKeyRequest *relais_server_parse_recovery_key (const char  *body,
                                                             gsize        len,
                                                             GError     **error);
 
+/* POST /v1/dossiers/{id}/recovery: an organisation's missing recovery
+ * wraps (PROTOCOL.md §5.2). */
+typedef struct {
+  char      *org;
+  GPtrArray *keys;         /* RelaisStoreWrappedKey, user_id NULL, org = @org, distinct
+                            * epochs, each wrap 154 bytes */
+} RelaisRecoveryAddRequest;
+
+void                      relais_recovery_add_request_free (RelaisRecoveryAddRequest *request);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (RelaisRecoveryAddRequest, relais_recovery_add_request_free)
+RelaisRecoveryAddRequest *relais_server_parse_recovery_add (const char  *body,
+                                                            gsize        len,
+                                                            GError     **error);
+
+/* At most this many entries answer GET /v1/recovery/missing. */
+#define RELAIS_SERVER_MISSING_MAX 500
+
 /* The query string of a URI (after '?', percent-encoded): name → value,
  * both decoded.  MALFORMED on bad escapes, NUL bytes, repeated names or
  * more than a few parameters. */

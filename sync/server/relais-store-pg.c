@@ -2068,6 +2068,199 @@ pg_recovery_wraps (RelaisStore  *store,
   return TRUE;
 }
 
+/* ---- Missing recovery wraps ------------------------------------------ */
+
+/* As in relais-store-sqlite.c: the pairs (dossier, organisation) where the
+ * organisation has a recovery key and a current member, and fewer wraps
+ * than the dossier has epochs; the caller must be a current member.
+ * Bytewise order (COLLATE "C"), as the cursor. */
+#define MISSING_PAIRS_SQL \
+  "SELECT m.dossier_id, u.org, k.box_pk, d.epoch" \
+  "  FROM members m" \
+  "  JOIN dossiers d ON d.dossier_id = m.dossier_id" \
+  "  JOIN members o ON o.dossier_id = m.dossier_id AND o.until_epoch = 0" \
+  "  JOIN users u ON u.user_id = o.user_id" \
+  "  JOIN recovery_keys k ON k.org = u.org" \
+  " WHERE m.user_id = $1 AND m.until_epoch = 0" \
+  "   AND ($2::text IS NULL OR m.dossier_id > $2::text COLLATE \"C\"" \
+  "        OR (m.dossier_id = $2::text AND u.org > $3::text COLLATE \"C\"))" \
+  " GROUP BY m.dossier_id, u.org, k.box_pk, d.epoch" \
+  " HAVING (SELECT count(*) FROM recovery_wraps r" \
+  "          WHERE r.dossier_id = m.dossier_id AND r.org = u.org" \
+  "            AND r.epoch BETWEEN 1 AND d.epoch) < d.epoch" \
+  " ORDER BY m.dossier_id COLLATE \"C\", u.org COLLATE \"C\"" \
+  " LIMIT $4::bigint"
+
+static GPtrArray *
+pg_recovery_missing (RelaisStore  *store,
+                     const char   *user_id,
+                     const char   *after_dossier,
+                     const char   *after_org,
+                     guint         limit,
+                     GError      **error)
+{
+  RelaisStorePg *self = (RelaisStorePg *) store;
+  g_autoptr(GPtrArray) result =
+    g_ptr_array_new_with_free_func ((GDestroyNotify) relais_store_recovery_missing_free);
+  g_autoptr(GArray) epochs = g_array_new (FALSE, FALSE, sizeof (guint32));
+  g_autoptr(PGresult) res = NULL;
+  gboolean ok = TRUE;
+  Params p = { 0 };
+  Conn *conn;
+
+  /* Read committed is enough: an epoch listed that another device fills
+   * meanwhile is filled again harmlessly (the add is idempotent). */
+  conn = txn_begin (self, error);
+  if (conn == NULL)
+    return NULL;
+  p_text (&p, user_id);
+  p_text (&p, after_dossier);
+  p_text (&p, after_org);
+  p_int (&p, limit);
+  res = run (self, conn, MISSING_PAIRS_SQL, &p, error);
+  if (res == NULL)
+    ok = FALSE;
+  for (int i = 0; ok && i < PQntuples (res); i++)
+    {
+      g_autofree char *dossier_id = r_text (res, i, 0);
+      g_autofree char *org = r_text (res, i, 1);
+      guint8 box_pk[RELAIS_STORE_KEY_SIZE];
+      guint32 epoch = (guint32) r_int (res, i, 3);
+
+      if (!r_key (res, i, 2, box_pk))
+        continue;
+      g_ptr_array_add (result, relais_store_recovery_missing_new (dossier_id, org, box_pk));
+      g_array_append_val (epochs, epoch);
+    }
+  for (guint i = 0; ok && i < result->len; i++)
+    {
+      RelaisStoreRecoveryMissing *missing = g_ptr_array_index (result, i);
+      guint32 epoch = g_array_index (epochs, guint32, i);
+      g_autoptr(PGresult) have = NULL;
+      Params q = { 0 };
+      guint32 next = 1;
+
+      p_text (&q, missing->dossier_id);
+      p_text (&q, missing->org);
+      p_int (&q, epoch);
+      have = run (self, conn,
+                  "SELECT epoch FROM recovery_wraps"
+                  " WHERE dossier_id = $1 AND org = $2 AND epoch BETWEEN 1 AND $3::bigint"
+                  " ORDER BY epoch",
+                  &q, error);
+      if (have == NULL)
+        {
+          ok = FALSE;
+          break;
+        }
+      for (int row = 0; row <= PQntuples (have); row++)
+        {
+          guint32 stop = row < PQntuples (have) ? (guint32) r_int (have, row, 0) : epoch + 1;
+
+          for (; next < stop && missing->epochs->len < RELAIS_STORE_MISSING_EPOCHS_MAX; next++)
+            g_array_append_val (missing->epochs, next);
+          next = stop + 1;
+        }
+    }
+  if (!txn_end (self, conn, ok, ok ? error : NULL))
+    return NULL;
+  return g_steal_pointer (&result);
+}
+
+static gboolean
+recovery_add_in (RelaisStorePg  *self,
+                 Conn           *conn,
+                 const char     *dossier_id,
+                 const char     *user_id,
+                 const char     *org,
+                 GPtrArray      *wrapped_keys,
+                 GError        **error)
+{
+  g_autoptr(PGresult) res = NULL;
+  guint32 epoch;
+  gboolean member;
+  Params p = { 0 };
+
+  /* FOR SHARE: a rotation waits, so the epoch checked stays current. */
+  if (!dossier_epoch_in (self, conn, dossier_id, EPOCH_SQL_SHARE, &epoch, error)
+      || !is_member_in (self, conn, dossier_id, user_id, &member, error))
+    return FALSE;
+  if (!member)
+    {
+      g_set_error_literal (error, RELAIS_STORE_ERROR, RELAIS_STORE_ERROR_NOT_MEMBER,
+                           "The user is not a member of this dossier");
+      return FALSE;
+    }
+  p_text (&p, org);
+  res = run (self, conn, "SELECT 1 FROM recovery_keys WHERE org = $1", &p, error);
+  if (res == NULL)
+    return FALSE;
+  if (PQntuples (res) == 0)
+    {
+      g_set_error_literal (error, RELAIS_STORE_ERROR, RELAIS_STORE_ERROR_NOT_FOUND,
+                           "The organisation has no recovery key");
+      return FALSE;
+    }
+  g_clear_pointer (&res, PQclear);
+  p = (Params) { 0 };
+  p_text (&p, dossier_id);
+  p_text (&p, org);
+  res = run (self, conn,
+             "SELECT 1 FROM members m JOIN users u ON u.user_id = m.user_id"
+             " WHERE m.dossier_id = $1 AND m.until_epoch = 0 AND u.org = $2 LIMIT 1",
+             &p, error);
+  if (res == NULL)
+    return FALSE;
+  if (PQntuples (res) == 0)
+    {
+      g_set_error_literal (error, RELAIS_STORE_ERROR, RELAIS_STORE_ERROR_NOT_MEMBER,
+                           "The organisation has no member in this dossier");
+      return FALSE;
+    }
+  for (guint i = 0; i < wrapped_keys->len; i++)
+    {
+      const RelaisStoreWrappedKey *key = g_ptr_array_index (wrapped_keys, i);
+      Params q = { 0 };
+
+      if (key->epoch < 1 || key->epoch > epoch)
+        {
+          g_set_error_literal (error, RELAIS_STORE_ERROR, RELAIS_STORE_ERROR_EPOCH_RETIRED,
+                               "A recovery wrap is beyond the dossier's current epoch");
+          return FALSE;
+        }
+      p_text (&q, dossier_id);
+      p_text (&q, org);
+      p_int (&q, key->epoch);
+      p_bytes (&q, key->wrapped_key);
+      /* DO NOTHING: a wrap already stored stays; a retry changes nothing. */
+      if (!run_ok (self, conn,
+                   "INSERT INTO recovery_wraps (dossier_id, org, epoch, wrapped_key)"
+                   " VALUES ($1, $2, $3::bigint, $4::bytea)"
+                   " ON CONFLICT (dossier_id, org, epoch) DO NOTHING",
+                   &q, error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+pg_recovery_add (RelaisStore  *store,
+                 const char   *dossier_id,
+                 const char   *user_id,
+                 const char   *org,
+                 GPtrArray    *wrapped_keys,
+                 GError      **error)
+{
+  RelaisStorePg *self = (RelaisStorePg *) store;
+  Conn *conn = txn_begin (self, error);
+
+  if (conn == NULL)
+    return FALSE;
+  return txn_end (self, conn,
+                  recovery_add_in (self, conn, dossier_id, user_id, org, wrapped_keys, error),
+                  error);
+}
+
 /* ---- Change sets ----------------------------------------------------- */
 
 /* A change set is stored under the pushed id: the same bytes make the push
@@ -2422,6 +2615,8 @@ static const RelaisStoreVTable pg_vtable = {
   .dossier_share = pg_dossier_share,
   .dossier_unshare = pg_dossier_unshare,
   .recovery_wraps = pg_recovery_wraps,
+  .recovery_missing = pg_recovery_missing,
+  .recovery_add = pg_recovery_add,
   .changeset_put = pg_changeset_put,
   .changeset_pull = pg_changeset_pull,
 };

@@ -55,6 +55,12 @@ typedef struct {
                                          guint32 new_epoch, GPtrArray *wrapped_keys, GError **error);
   gboolean          (*recovery_wraps)   (RelaisStore *store, const char *user_id, const char *org,
                                          GPtrArray **out_keys, GPtrArray **out_dossiers, GError **error);
+  GPtrArray        *(*recovery_missing) (RelaisStore *store, const char *user_id,
+                                         const char *after_dossier, const char *after_org,
+                                         guint limit, GError **error);
+  gboolean          (*recovery_add)     (RelaisStore *store, const char *dossier_id,
+                                         const char *user_id, const char *org,
+                                         GPtrArray *wrapped_keys, GError **error);
 
   gboolean          (*changeset_put)    (RelaisStore *store, const RelaisStoreChangeset *changeset,
                                          gint64 now, guint64 *out_seq, gboolean *out_duplicate,
@@ -90,6 +96,9 @@ RelaisStoreMember     *relais_store_member_new      (const char   *user_id,
                                                      const guint8 *sign_pk,
                                                      guint32       since_epoch,
                                                      guint32       until_epoch);
+RelaisStoreRecoveryMissing *relais_store_recovery_missing_new (const char   *dossier_id,
+                                                              const char   *org,
+                                                              const guint8 *recovery_key);
 RelaisStorePulled     *relais_store_pulled_new      (guint64       vis,
                                                      guint64       seq,
                                                      const char   *dossier_id,

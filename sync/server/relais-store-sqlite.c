@@ -1800,6 +1800,228 @@ sqlite_recovery_wraps (RelaisStore  *store,
   return TRUE;
 }
 
+/* ---- Missing recovery wraps ------------------------------------------ */
+
+/* The pairs (dossier, organisation) where the organisation has a recovery
+ * key and a current member, and fewer wraps than the dossier has epochs;
+ * the caller must be a current member.  Bytewise order, as the cursor. */
+#define MISSING_PAIRS_SQL \
+  "SELECT m.dossier_id, u.org, k.box_pk, d.epoch" \
+  "  FROM members m" \
+  "  JOIN dossiers d ON d.dossier_id = m.dossier_id" \
+  "  JOIN members o ON o.dossier_id = m.dossier_id AND o.until_epoch = 0" \
+  "  JOIN users u ON u.user_id = o.user_id" \
+  "  JOIN recovery_keys k ON k.org = u.org" \
+  " WHERE m.user_id = ?1 AND m.until_epoch = 0" \
+  "   AND (?2 IS NULL OR m.dossier_id > ?2 OR (m.dossier_id = ?2 AND u.org > ?3))" \
+  " GROUP BY m.dossier_id, u.org" \
+  " HAVING (SELECT count(*) FROM recovery_wraps r" \
+  "          WHERE r.dossier_id = m.dossier_id AND r.org = u.org" \
+  "            AND r.epoch BETWEEN 1 AND d.epoch) < d.epoch" \
+  " ORDER BY m.dossier_id, u.org" \
+  " LIMIT ?4"
+
+/* Fills @missing->epochs with the epochs 1..@epoch that have no wrap. */
+static gboolean
+missing_epochs_in (Conn                        *conn,
+                   RelaisStoreRecoveryMissing  *missing,
+                   guint32                      epoch,
+                   GError                     **error)
+{
+  g_autoptr(CachedStmt) stmt = conn_stmt (conn,
+      "SELECT epoch FROM recovery_wraps"
+      " WHERE dossier_id = ?1 AND org = ?2 AND epoch BETWEEN 1 AND ?3"
+      " ORDER BY epoch", error);
+  guint32 next = 1;
+  int row;
+
+  if (stmt == NULL)
+    return FALSE;
+  bind_text (stmt, 1, missing->dossier_id);
+  bind_text (stmt, 2, missing->org);
+  sqlite3_bind_int64 (stmt, 3, epoch);
+  while (missing->epochs->len < RELAIS_STORE_MISSING_EPOCHS_MAX)
+    {
+      guint32 have;
+
+      row = step_row (stmt, error);
+      if (row < 0)
+        return FALSE;
+      have = row == 1 ? (guint32) sqlite3_column_int64 (stmt, 0) : epoch + 1;
+      for (; next < have && missing->epochs->len < RELAIS_STORE_MISSING_EPOCHS_MAX; next++)
+        g_array_append_val (missing->epochs, next);
+      if (row == 0)
+        break;
+      next = have + 1;
+    }
+  return TRUE;
+}
+
+static GPtrArray *
+sqlite_recovery_missing (RelaisStore  *store,
+                         const char   *user_id,
+                         const char   *after_dossier,
+                         const char   *after_org,
+                         guint         limit,
+                         GError      **error)
+{
+  RelaisStoreSqlite *self = (RelaisStoreSqlite *) store;
+  g_autoptr(GPtrArray) result =
+    g_ptr_array_new_with_free_func ((GDestroyNotify) relais_store_recovery_missing_free);
+  g_autoptr(GArray) epochs = g_array_new (FALSE, FALSE, sizeof (guint32));
+  gboolean ok = FALSE;
+  Conn *conn = txn_begin (self, FALSE, error);
+
+  if (conn == NULL)
+    return NULL;
+  {
+    g_autoptr(CachedStmt) stmt = conn_stmt (conn, MISSING_PAIRS_SQL, error);
+    int row = -1;
+
+    if (stmt != NULL)
+      {
+        guint8 box_pk[RELAIS_STORE_KEY_SIZE];
+
+        bind_text (stmt, 1, user_id);
+        bind_text (stmt, 2, after_dossier);
+        bind_text (stmt, 3, after_org);
+        sqlite3_bind_int64 (stmt, 4, limit);
+        while ((row = step_row (stmt, error)) == 1)
+          {
+            guint32 epoch = (guint32) sqlite3_column_int64 (stmt, 3);
+            g_autofree char *dossier_id = column_text (stmt, 0);
+            g_autofree char *org = column_text (stmt, 1);
+
+            if (!column_key (stmt, 2, box_pk))
+              continue;
+            g_ptr_array_add (result, relais_store_recovery_missing_new (dossier_id, org, box_pk));
+            g_array_append_val (epochs, epoch);
+          }
+      }
+    ok = row == 0;
+  }
+  for (guint i = 0; ok && i < result->len; i++)
+    ok = missing_epochs_in (conn, g_ptr_array_index (result, i),
+                            g_array_index (epochs, guint32, i), error);
+  if (!txn_end (self, conn, ok, error))
+    return NULL;
+  return g_steal_pointer (&result);
+}
+
+/* Whether @org has a current member in @dossier_id. */
+static gboolean
+org_is_member_in (Conn        *conn,
+                  const char  *dossier_id,
+                  const char  *org,
+                  gboolean    *out_member,
+                  GError     **error)
+{
+  g_autoptr(CachedStmt) stmt = conn_stmt (conn,
+      "SELECT 1 FROM members m JOIN users u ON u.user_id = m.user_id"
+      " WHERE m.dossier_id = ?1 AND m.until_epoch = 0 AND u.org = ?2 LIMIT 1", error);
+  int row;
+
+  if (stmt == NULL)
+    return FALSE;
+  bind_text (stmt, 1, dossier_id);
+  bind_text (stmt, 2, org);
+  row = step_row (stmt, error);
+  if (row < 0)
+    return FALSE;
+  *out_member = row == 1;
+  return TRUE;
+}
+
+static gboolean
+recovery_add_in (Conn        *conn,
+                 const char  *dossier_id,
+                 const char  *user_id,
+                 const char  *org,
+                 GPtrArray   *wrapped_keys,
+                 GError     **error)
+{
+  guint32 epoch;
+  gboolean member;
+
+  if (!dossier_epoch_in (conn, dossier_id, &epoch, error)
+      || !is_member_in (conn, dossier_id, user_id, &member, error))
+    return FALSE;
+  if (!member)
+    {
+      g_set_error_literal (error, RELAIS_STORE_ERROR, RELAIS_STORE_ERROR_NOT_MEMBER,
+                           "The user is not a member of this dossier");
+      return FALSE;
+    }
+  {
+    g_autoptr(CachedStmt) stmt = conn_stmt (conn,
+        "SELECT 1 FROM recovery_keys WHERE org = ?1", error);
+    int row;
+
+    if (stmt == NULL)
+      return FALSE;
+    bind_text (stmt, 1, org);
+    row = step_row (stmt, error);
+    if (row < 0)
+      return FALSE;
+    if (row == 0)
+      {
+        g_set_error_literal (error, RELAIS_STORE_ERROR, RELAIS_STORE_ERROR_NOT_FOUND,
+                             "The organisation has no recovery key");
+        return FALSE;
+      }
+  }
+  if (!org_is_member_in (conn, dossier_id, org, &member, error))
+    return FALSE;
+  if (!member)
+    {
+      g_set_error_literal (error, RELAIS_STORE_ERROR, RELAIS_STORE_ERROR_NOT_MEMBER,
+                           "The organisation has no member in this dossier");
+      return FALSE;
+    }
+  for (guint i = 0; i < wrapped_keys->len; i++)
+    {
+      const RelaisStoreWrappedKey *key = g_ptr_array_index (wrapped_keys, i);
+      g_autoptr(CachedStmt) stmt = NULL;
+
+      if (key->epoch < 1 || key->epoch > epoch)
+        {
+          g_set_error_literal (error, RELAIS_STORE_ERROR, RELAIS_STORE_ERROR_EPOCH_RETIRED,
+                               "A recovery wrap is beyond the dossier's current epoch");
+          return FALSE;
+        }
+      /* OR IGNORE: a wrap already stored stays; a retry changes nothing. */
+      stmt = conn_stmt (conn,
+          "INSERT OR IGNORE INTO recovery_wraps (dossier_id, org, epoch, wrapped_key)"
+          " VALUES (?1, ?2, ?3, ?4)", error);
+      if (stmt == NULL)
+        return FALSE;
+      bind_text (stmt, 1, dossier_id);
+      bind_text (stmt, 2, org);
+      sqlite3_bind_int64 (stmt, 3, key->epoch);
+      bind_bytes (stmt, 4, key->wrapped_key);
+      if (!step_done (stmt, error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+sqlite_recovery_add (RelaisStore  *store,
+                     const char   *dossier_id,
+                     const char   *user_id,
+                     const char   *org,
+                     GPtrArray    *wrapped_keys,
+                     GError      **error)
+{
+  RelaisStoreSqlite *self = (RelaisStoreSqlite *) store;
+  Conn *conn = txn_begin (self, TRUE, error);
+
+  if (conn == NULL)
+    return FALSE;
+  return txn_end (self, conn,
+                  recovery_add_in (conn, dossier_id, user_id, org, wrapped_keys, error), error);
+}
+
 /* ---- Change sets ----------------------------------------------------- */
 
 static gboolean
@@ -2144,6 +2366,8 @@ static const RelaisStoreVTable sqlite_vtable = {
   .dossier_share = sqlite_dossier_share,
   .dossier_unshare = sqlite_dossier_unshare,
   .recovery_wraps = sqlite_recovery_wraps,
+  .recovery_missing = sqlite_recovery_missing,
+  .recovery_add = sqlite_recovery_add,
   .changeset_put = sqlite_changeset_put,
   .changeset_pull = sqlite_changeset_pull,
 };

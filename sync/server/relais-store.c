@@ -412,6 +412,66 @@ relais_store_recovery_wraps (RelaisStore  *store,
   return store->vtable->recovery_wraps (store, user_id, org, out_keys, out_dossiers, error);
 }
 
+RelaisStoreRecoveryMissing *
+relais_store_recovery_missing_new (const char   *dossier_id,
+                                   const char   *org,
+                                   const guint8 *recovery_key)
+{
+  RelaisStoreRecoveryMissing *missing = g_new0 (RelaisStoreRecoveryMissing, 1);
+
+  missing->dossier_id = g_strdup (dossier_id);
+  missing->org = g_strdup (org);
+  memcpy (missing->recovery_key, recovery_key, RELAIS_STORE_KEY_SIZE);
+  missing->epochs = g_array_new (FALSE, FALSE, sizeof (guint32));
+  return missing;
+}
+
+void
+relais_store_recovery_missing_free (RelaisStoreRecoveryMissing *missing)
+{
+  if (missing == NULL)
+    return;
+  g_free (missing->dossier_id);
+  g_free (missing->org);
+  g_clear_pointer (&missing->epochs, g_array_unref);
+  g_free (missing);
+}
+
+GPtrArray *
+relais_store_recovery_missing (RelaisStore  *store,
+                               const char   *user_id,
+                               const char   *after_dossier,
+                               const char   *after_org,
+                               guint         limit,
+                               GError      **error)
+{
+  g_return_val_if_fail (store != NULL, NULL);
+  g_return_val_if_fail (user_id != NULL, NULL);
+  g_return_val_if_fail ((after_dossier == NULL) == (after_org == NULL), NULL);
+  g_return_val_if_fail (limit > 0, NULL);
+  return store->vtable->recovery_missing (store, user_id, after_dossier, after_org, limit, error);
+}
+
+gboolean
+relais_store_recovery_add (RelaisStore  *store,
+                           const char   *dossier_id,
+                           const char   *user_id,
+                           const char   *org,
+                           GPtrArray    *wrapped_keys,
+                           GError      **error)
+{
+  g_return_val_if_fail (store != NULL, FALSE);
+  g_return_val_if_fail (dossier_id != NULL && user_id != NULL && org != NULL, FALSE);
+  g_return_val_if_fail (wrapped_keys != NULL, FALSE);
+  for (guint i = 0; i < wrapped_keys->len; i++)
+    {
+      const RelaisStoreWrappedKey *key = g_ptr_array_index (wrapped_keys, i);
+
+      g_return_val_if_fail (key->user_id == NULL && key->wrapped_key != NULL, FALSE);
+    }
+  return store->vtable->recovery_add (store, dossier_id, user_id, org, wrapped_keys, error);
+}
+
 /* ---- Change sets ----------------------------------------------------- */
 
 gboolean

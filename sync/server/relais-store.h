@@ -276,6 +276,48 @@ gboolean  relais_store_recovery_wraps (RelaisStore  *store,
                                        GPtrArray   **out_dossiers,
                                        GError      **error);
 
+/* One organisation's missing recovery wraps of one dossier. */
+typedef struct {
+  char   *dossier_id;
+  char   *org;
+  guint8  recovery_key[RELAIS_STORE_KEY_SIZE];  /* the organisation's box_pk */
+  GArray *epochs;                               /* guint32, ascending */
+} RelaisStoreRecoveryMissing;
+
+void relais_store_recovery_missing_free (RelaisStoreRecoveryMissing *missing);
+
+/* At most this many missing epochs are listed per entry: the rest come
+ * once these are filled. */
+#define RELAIS_STORE_MISSING_EPOCHS_MAX 1000
+
+/* For every dossier @user_id is a current member of, every organisation
+ * that has a recovery key and a current member in that dossier, the epochs
+ * 1..current with no recovery wrap for that organisation (PROTOCOL.md
+ * §5.2, GET /v1/recovery/missing).  Ordered by dossier id then
+ * organisation (bytewise), after the pair (@after_dossier, @after_org)
+ * when @after_dossier is not NULL (@after_org then not NULL either), at
+ * most @limit entries (> 0).  Element type RelaisStoreRecoveryMissing. */
+GPtrArray *relais_store_recovery_missing (RelaisStore  *store,
+                                          const char   *user_id,
+                                          const char   *after_dossier,
+                                          const char   *after_org,
+                                          guint         limit,
+                                          GError      **error);
+/* Adds @org's recovery wraps of @dossier_id (element type
+ * RelaisStoreWrappedKey, user_id NULL; org ignored), in one transaction;
+ * a wrap already stored for (dossier, org, epoch) is left as it is, so a
+ * retry changes nothing.  NOT_FOUND for an unknown dossier or an
+ * organisation without a recovery key; NOT_MEMBER when @user_id is not a
+ * current member, or @org has no current member in the dossier;
+ * EPOCH_RETIRED for an epoch beyond the current one.  Nothing is stored
+ * then. */
+gboolean   relais_store_recovery_add     (RelaisStore  *store,
+                                          const char   *dossier_id,
+                                          const char   *user_id,
+                                          const char   *org,
+                                          GPtrArray    *wrapped_keys,
+                                          GError      **error);
+
 /* ---- Change sets ----------------------------------------------------- */
 
 typedef struct {
