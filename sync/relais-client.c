@@ -32,6 +32,8 @@ G_DEFINE_QUARK (relais-client-error-quark, relais_client_error)
 #define MAX_USERS             200000
 #define MAX_DOSSIERS          1000000
 #define MAX_ERROR_CODE        64
+#define MAX_MISSING           500
+#define MAX_MISSING_EPOCHS    1000
 
 struct _RelaisClient {
   CURL    *curl;
@@ -853,6 +855,96 @@ parse_recovery (const char *body,
   return g_steal_pointer (&out);
 }
 
+void
+relais_recovery_missing_free (RelaisRecoveryMissing *missing)
+{
+  if (missing == NULL)
+    return;
+  g_free (missing->dossier_id);
+  g_free (missing->org);
+  g_clear_pointer (&missing->epochs, g_array_unref);
+  g_free (missing);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (RelaisRecoveryMissing, relais_recovery_missing_free)
+
+/* {"missing":[{"dossier_id","org","recovery_key","epochs":[…]}]}: entries
+ * strictly in order of (dossier, organisation), epochs strictly rising,
+ * so that the caller's loop after the last entry always moves on. */
+static GPtrArray *
+parse_missing (const char *body,
+               gsize       len,
+               GError    **error)
+{
+  g_autoptr(JsonObject) root = parse_object (body, len, error);
+  g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func ((GDestroyNotify) relais_recovery_missing_free);
+  JsonArray *array;
+
+  if (root == NULL || !get_array (root, "missing", FALSE, MAX_MISSING, &array, error))
+    return NULL;
+  for (guint i = 0; i < json_array_get_length (array); i++)
+    {
+      JsonObject *o = array_object (array, i, "missing", error);
+      g_autoptr(RelaisRecoveryMissing) entry = g_new0 (RelaisRecoveryMissing, 1);
+      const char *dossier_id, *org;
+      JsonArray *epochs;
+
+      if (o == NULL
+          || !get_id (o, "dossier_id", &dossier_id, error)
+          || !get_string (o, "org", FALSE, MAX_TEXT, &org, error)
+          || !get_key (o, "recovery_key", entry->recovery_key, sizeof entry->recovery_key, error)
+          || !get_array (o, "epochs", FALSE, MAX_MISSING_EPOCHS, &epochs, error))
+        return NULL;
+      if (*org == '\0')
+        {
+          proto_error (error, _("\"%s\" is empty"), "org");
+          return NULL;
+        }
+      if (out->len > 0)
+        {
+          RelaisRecoveryMissing *last = g_ptr_array_index (out, out->len - 1);
+          int order = strcmp (last->dossier_id, dossier_id);
+
+          if (order > 0 || (order == 0 && strcmp (last->org, org) >= 0))
+            {
+              proto_error (error, _("the entries are out of order"));
+              return NULL;
+            }
+        }
+      if (json_array_get_length (epochs) == 0)
+        {
+          proto_error (error, _("\"%s\" is empty"), "epochs");
+          return NULL;
+        }
+      entry->dossier_id = g_strdup (dossier_id);
+      entry->org = g_strdup (org);
+      entry->epochs = g_array_new (FALSE, FALSE, sizeof (guint32));
+      for (guint j = 0; j < json_array_get_length (epochs); j++)
+        {
+          JsonNode *node = json_array_get_element (epochs, j);
+          gint64 value;
+          guint32 epoch;
+
+          if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_INT64)
+            {
+              proto_error (error, _("\"%s\" is not an integer"), "epochs");
+              return NULL;
+            }
+          value = json_node_get_int (node);
+          if (value < 1 || value > G_MAXUINT32
+              || (j > 0 && (guint32) value <= g_array_index (entry->epochs, guint32, j - 1)))
+            {
+              proto_error (error, _("\"%s\" is out of range"), "epochs");
+              return NULL;
+            }
+          epoch = (guint32) value;
+          g_array_append_val (entry->epochs, epoch);
+        }
+      g_ptr_array_add (out, g_steal_pointer (&entry));
+    }
+  return g_steal_pointer (&out);
+}
+
 gboolean
 relais_client_parse_answer (const char  *what,
                             const char  *body,
@@ -892,6 +984,11 @@ relais_client_parse_answer (const char  *what,
   if (strcmp (what, "recovery") == 0)
     {
       g_autoptr(GPtrArray) a = parse_recovery (body, len, error);
+      return a != NULL;
+    }
+  if (strcmp (what, "missing") == 0)
+    {
+      g_autoptr(GPtrArray) a = parse_missing (body, len, error);
       return a != NULL;
     }
   if (strcmp (what, "error") == 0)
@@ -1954,4 +2051,76 @@ relais_client_admin_grant (RelaisClient  *client,
     return FALSE;
   path = g_strdup_printf ("/v1/admin/dossiers/%s/grant", dossier_id);
   return post_grant (client, path, user_id, keys, cancellable, error);
+}
+
+GPtrArray *
+relais_client_recovery_missing (RelaisClient  *client,
+                                const char    *after_dossier,
+                                const char    *after_org,
+                                GCancellable  *cancellable,
+                                GError       **error)
+{
+  g_autofree char *path = NULL;
+  g_autoptr(GByteArray) answer = NULL;
+
+  if ((after_dossier == NULL) != (after_org == NULL)
+      || (after_dossier != NULL && !id_is_valid (after_dossier))
+      || (after_org != NULL && (*after_org == '\0' || strlen (after_org) > MAX_TEXT)))
+    {
+      g_set_error_literal (error, RELAIS_CLIENT_ERROR, RELAIS_CLIENT_ERROR_INVALID,
+                           _("An id is not valid."));
+      return NULL;
+    }
+  if (after_dossier != NULL)
+    {
+      g_autofree char *org = g_uri_escape_string (after_org, NULL, FALSE);
+
+      path = g_strdup_printf ("/v1/recovery/missing?after=%s&after_org=%s", after_dossier, org);
+    }
+  else
+    path = g_strdup ("/v1/recovery/missing");
+  answer = request (client, "GET", path, NULL, TRUE, NULL, cancellable, error);
+  if (answer == NULL)
+    return NULL;
+  return parse_missing (ANSWER_TEXT (answer), error);
+}
+
+gboolean
+relais_client_recovery_add (RelaisClient  *client,
+                            const char    *dossier_id,
+                            const char    *org,
+                            GPtrArray     *keys,
+                            GCancellable  *cancellable,
+                            GError       **error)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  g_autofree char *path = NULL;
+
+  if (!check_id_arg (dossier_id, error) || !check_wrapped_keys (keys, FALSE, error))
+    return FALSE;
+  if (org == NULL || *org == '\0' || keys == NULL || keys->len == 0)
+    {
+      g_set_error_literal (error, RELAIS_CLIENT_ERROR, RELAIS_CLIENT_ERROR_INVALID,
+                           _("A wrapped key is not valid."));
+      return FALSE;
+    }
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "org");
+  json_builder_add_string_value (b, org);
+  json_builder_set_member_name (b, "wrapped_keys");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < keys->len; i++)
+    {
+      RelaisWrappedKey *k = g_ptr_array_index (keys, i);
+
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "epoch");
+      json_builder_add_int_value (b, k->epoch);
+      add_bytes_member (b, "wrapped_key", k->wrapped_key);
+      json_builder_end_object (b);
+    }
+  json_builder_end_array (b);
+  json_builder_end_object (b);
+  path = g_strdup_printf ("/v1/dossiers/%s/recovery", dossier_id);
+  return request_empty (client, "POST", path, b, cancellable, error);
 }

@@ -243,6 +243,36 @@ gboolean relais_client_admin_grant (RelaisClient  *client,
                                     GCancellable  *cancellable,
                                     GError       **error);
 
+/* One organisation's missing recovery wraps of one dossier (PROTOCOL.md
+ * §5.2, GET /v1/recovery/missing). */
+typedef struct {
+  char   *dossier_id;
+  char   *org;
+  guint8  recovery_key[crypto_box_PUBLICKEYBYTES];  /* the organisation's */
+  GArray *epochs;                                   /* guint32, ascending, >= 1 */
+} RelaisRecoveryMissing;
+
+void relais_recovery_missing_free (RelaisRecoveryMissing *missing);
+
+/* The recovery wraps this device's user could add, one page (at most 500
+ * entries) after the entry (@after_dossier, @after_org), or from the start
+ * when both are NULL; entries come in order of dossier then organisation.
+ * An empty array: nothing more.  Element type RelaisRecoveryMissing. */
+GPtrArray *relais_client_recovery_missing (RelaisClient  *client,
+                                           const char    *after_dossier,
+                                           const char    *after_org,
+                                           GCancellable  *cancellable,
+                                           GError       **error);
+/* Adds @org's recovery wraps of @dossier_id: @keys, RelaisWrappedKey
+ * (user_id NULL), one per epoch.  Wraps the server already has stay as
+ * they are. */
+gboolean   relais_client_recovery_add     (RelaisClient  *client,
+                                           const char    *dossier_id,
+                                           const char    *org,
+                                           GPtrArray     *keys,
+                                           GCancellable  *cancellable,
+                                           GError       **error);
+
 /* A dossier's keys as JSON, in the form of an entry of a pull's "keys"
  * (what the spool keeps in keys/), and back with every check a pull's
  * answer gets (PROTOCOL on anything else). */
@@ -252,7 +282,7 @@ RelaisDossierKeys *relais_dossier_keys_from_json (const char               *text
                                                   GError                  **error);
 
 /* Parses an answer body of the endpoint @what ("enrol", "users", "keys",
- * "push", "pull", "recovery", "error"): what each call above does with
+ * "push", "pull", "recovery", "missing", "error"): what each call above does with
  * what the server sent, exposed for the fuzz test.  Returns FALSE with
  * PROTOCOL for anything that is not a valid answer; never crashes. */
 gboolean relais_client_parse_answer (const char    *what,

@@ -726,6 +726,11 @@ valid_answers (void)
               "\"more\":true,\"keys\":[%s,%s]}", e1t, e2t, k1, k2);
   ADD_ANSWER ("pull", "{\"changesets\":[],\"cursor\":\"x\",\"more\":false,\"keys\":[]}");
   ADD_ANSWER ("recovery", "{\"dossiers\":[%s,%s]}", k1, k2);
+  ADD_ANSWER ("missing", "{\"missing\":[]}");
+  ADD_ANSWER ("missing", "{\"missing\":[{\"dossier_id\":\"d1\",\"org\":\"CCAS Nord\",\"recovery_key\":\"%s\","
+              "\"epochs\":[1,2,5]},{\"dossier_id\":\"d1\",\"org\":\"Mission locale\",\"recovery_key\":\"%s\","
+              "\"epochs\":[3]},{\"dossier_id\":\"d2\",\"org\":\"CCAS Nord\",\"recovery_key\":\"%s\","
+              "\"epochs\":[4294967295]}]}", rk, pk1, rk);
   ADD_ANSWER ("error", "{\"error\":\"not_member\",\"message\":\"You are not a member of this dossier.\"}");
 #undef ADD_ANSWER
   relais_dossier_key_free (key);
@@ -787,7 +792,7 @@ test_parse_valid (void)
 static void
 test_parse_hostile (void)
 {
-  const char *whats[] = { "enrol", "users", "keys", "push", "pull", "recovery", "error" };
+  const char *whats[] = { "enrol", "users", "keys", "push", "pull", "recovery", "missing", "error" };
   g_autofree char *k31 = b64_random (31);
   g_autofree char *k33 = b64_random (33);
   g_autofree char *k32 = b64_random (32);
@@ -939,6 +944,53 @@ test_parse_hostile (void)
   BAD ("{\"dossiers\":[{\"dossier_id\":\"d\",\"epochs\":[],\"members\":[]}]}");
   for (guint i = 0; i < bad->len; i++)
     assert_refused ("recovery", g_ptr_array_index (bad, i), strlen (g_ptr_array_index (bad, i)));
+  g_ptr_array_set_size (bad, 0);
+  /* missing: every field checked, entries and epochs strictly in order
+   * (a server repeating itself cannot keep the caller's loop going). */
+#define MISSING(id, org, key, epochs) "{\"dossier_id\":" id ",\"org\":" org ",\"recovery_key\":" key ",\"epochs\":" epochs "}"
+  BAD ("{\"missing\":{}}");
+  BAD ("{\"missing\":[1]}");
+  BAD ("{\"missing\":[null]}");
+  BAD ("{\"missing\":[" MISSING ("\"d\"", "\"o\"", "\"%s\"", "[1]") "],\"x\":", k32);
+  BAD ("{\"missing\":[" MISSING ("\"d d\"", "\"o\"", "\"%s\"", "[1]") "]}", k32);
+  BAD ("{\"missing\":[" MISSING ("\"../x\"", "\"o\"", "\"%s\"", "[1]") "]}", k32);
+  BAD ("{\"missing\":[" MISSING ("7", "\"o\"", "\"%s\"", "[1]") "]}", k32);
+  BAD ("{\"missing\":[" MISSING ("\"d\"", "\"\"", "\"%s\"", "[1]") "]}", k32);
+  BAD ("{\"missing\":[" MISSING ("\"d\"", "null", "\"%s\"", "[1]") "]}", k32);
+  BAD ("{\"missing\":[" MISSING ("\"d\"", "\"%01100d\"", "\"%s\"", "[1]") "]}", 0, k32);
+  BAD ("{\"missing\":[" MISSING ("\"d\"", "\"o\"", "\"%s\"", "[1]") "]}", k31);
+  BAD ("{\"missing\":[" MISSING ("\"d\"", "\"o\"", "\"%s\"", "[1]") "]}", k33);
+  BAD ("{\"missing\":[" MISSING ("\"d\"", "\"o\"", "\"!%s\"", "[1]") "]}", k32);
+  BAD ("{\"missing\":[" MISSING ("\"d\"", "\"o\"", "\"%s\"", "[]") "]}", k32);
+  BAD ("{\"missing\":[" MISSING ("\"d\"", "\"o\"", "\"%s\"", "[0]") "]}", k32);
+  BAD ("{\"missing\":[" MISSING ("\"d\"", "\"o\"", "\"%s\"", "[-1]") "]}", k32);
+  BAD ("{\"missing\":[" MISSING ("\"d\"", "\"o\"", "\"%s\"", "[4294967296]") "]}", k32);
+  BAD ("{\"missing\":[" MISSING ("\"d\"", "\"o\"", "\"%s\"", "[1.5]") "]}", k32);
+  BAD ("{\"missing\":[" MISSING ("\"d\"", "\"o\"", "\"%s\"", "[\"1\"]") "]}", k32);
+  BAD ("{\"missing\":[" MISSING ("\"d\"", "\"o\"", "\"%s\"", "[2,2]") "]}", k32);
+  BAD ("{\"missing\":[" MISSING ("\"d\"", "\"o\"", "\"%s\"", "[3,2]") "]}", k32);
+  BAD ("{\"missing\":[" MISSING ("\"d\"", "\"o\"", "\"%s\"", "{}") "]}", k32);
+  BAD ("{\"missing\":[" MISSING ("\"d\"", "\"o\"", "\"%s\"", "[1]") "," MISSING ("\"d\"", "\"o\"", "\"%s\"", "[2]") "]}", k32, k32);
+  BAD ("{\"missing\":[" MISSING ("\"d\"", "\"p\"", "\"%s\"", "[1]") "," MISSING ("\"d\"", "\"o\"", "\"%s\"", "[2]") "]}", k32, k32);
+  BAD ("{\"missing\":[" MISSING ("\"e\"", "\"o\"", "\"%s\"", "[1]") "," MISSING ("\"d\"", "\"o\"", "\"%s\"", "[2]") "]}", k32, k32);
+#undef MISSING
+  {
+    GString *many = g_string_new ("{\"missing\":[");
+
+    for (guint i = 0; i < 501; i++)
+      g_string_append_printf (many, "%s{\"dossier_id\":\"d%04u\",\"org\":\"o\",\"recovery_key\":\"%s\",\"epochs\":[1]}",
+                              i ? "," : "", i, k32);
+    g_string_append (many, "]}");
+    g_ptr_array_add (bad, g_string_free (many, FALSE));
+    many = g_string_new ("{\"missing\":[{\"dossier_id\":\"d\",\"org\":\"o\",\"recovery_key\":\"");
+    g_string_append_printf (many, "%s\",\"epochs\":[", k32);
+    for (guint i = 1; i <= 1001; i++)
+      g_string_append_printf (many, "%s%u", i > 1 ? "," : "", i);
+    g_string_append (many, "]}]}");
+    g_ptr_array_add (bad, g_string_free (many, FALSE));
+  }
+  for (guint i = 0; i < bad->len; i++)
+    assert_refused ("missing", g_ptr_array_index (bad, i), strlen (g_ptr_array_index (bad, i)));
   g_ptr_array_set_size (bad, 0);
   BAD ("{\"error\":\"not_member\"}");
   BAD ("{\"error\":\"\",\"message\":\"m\"}");
@@ -1741,6 +1793,60 @@ test_server_client (void)
   g_assert_no_error (error);
   g_assert_true (relais_client_dossier_create (a->client, DOSSIER, members, NULL, NULL, &error));
   g_assert_no_error (error);
+
+  /* Recovery wraps missing once the organisation has a key, then added
+   * (PROTOCOL.md §5.2). */
+  {
+    g_autoptr(GPtrArray) missing = relais_client_recovery_missing (a->client, NULL, NULL, NULL, &error);
+    g_autoptr(GPtrArray) wraps = g_ptr_array_new_with_free_func ((GDestroyNotify) relais_wrapped_key_free);
+    guint8 rpk[crypto_box_PUBLICKEYBYTES], rsk[crypto_box_SECRETKEYBYTES];
+    g_autofree char *rpk_text = NULL;
+    g_autofree char *set = NULL;
+    RelaisRecoveryMissing *entry;
+
+    g_assert_no_error (error);
+    g_assert_cmpuint (missing->len, ==, 0);
+    g_clear_pointer (&missing, g_ptr_array_unref);
+    crypto_box_keypair (rpk, rsk);
+    sodium_memzero (rsk, sizeof rsk);
+    rpk_text = b64 (rpk, sizeof rpk);
+    set = server_admin (s, "org", "set-recovery-key", "--org", "CCAS Nord", "--key", rpk_text, NULL);
+    missing = relais_client_recovery_missing (a->client, NULL, NULL, NULL, &error);
+    g_assert_no_error (error);
+    g_assert_cmpuint (missing->len, ==, 1);
+    entry = g_ptr_array_index (missing, 0);
+    g_assert_cmpstr (entry->dossier_id, ==, DOSSIER);
+    g_assert_cmpstr (entry->org, ==, "CCAS Nord");
+    g_assert_cmpmem (entry->recovery_key, 32, rpk, 32);
+    g_assert_cmpuint (entry->epochs->len, ==, 1);
+    g_assert_cmpuint (g_array_index (entry->epochs, guint32, 0), ==, 1);
+    /* Resuming after it (an organisation name with a space, escaped). */
+    {
+      g_autoptr(GPtrArray) after = relais_client_recovery_missing (a->client, DOSSIER, "CCAS Nord", NULL, &error);
+
+      g_assert_no_error (error);
+      g_assert_cmpuint (after->len, ==, 0);
+    }
+    g_assert_null (relais_client_recovery_missing (a->client, DOSSIER, NULL, NULL, &error));
+    g_assert_error (error, RELAIS_CLIENT_ERROR, RELAIS_CLIENT_ERROR_INVALID);
+    g_clear_error (&error);
+    {
+      g_autoptr(GBytes) wrapped = relais_dossier_key_wrap (key, DOSSIER, 1, rpk);
+
+      g_ptr_array_add (wraps, relais_wrapped_key_new (NULL, 1, wrapped));
+    }
+    g_assert_true (relais_client_recovery_add (a->client, DOSSIER, "CCAS Nord", wraps, NULL, &error));
+    g_assert_no_error (error);
+    g_assert_true (relais_client_recovery_add (a->client, DOSSIER, "CCAS Nord", wraps, NULL, &error));
+    g_assert_no_error (error);
+    g_assert_false (relais_client_recovery_add (a->client, DOSSIER, "Nobody", wraps, NULL, &error));
+    g_assert_error (error, RELAIS_CLIENT_ERROR, RELAIS_CLIENT_ERROR_NOT_FOUND);
+    g_clear_error (&error);
+    g_clear_pointer (&missing, g_ptr_array_unref);
+    missing = relais_client_recovery_missing (a->client, NULL, NULL, NULL, &error);
+    g_assert_no_error (error);
+    g_assert_cmpuint (missing->len, ==, 0);
+  }
   keys = relais_client_dossier_keys (a->client, DOSSIER, NULL, &error);
   g_assert_no_error (error);
   g_assert_cmpstr (keys->dossier_id, ==, DOSSIER);
