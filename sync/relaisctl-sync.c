@@ -12,6 +12,7 @@
 
 #include "relais-oplog.h"
 #include "relais-sync-engine.h"
+#include "relais-sync-recovery.h"
 #include "relaisctl-sync.h"
 
 /* relaisctl's sync commands.  As everywhere in relaisctl: exit status 0
@@ -319,6 +320,31 @@ sync_background (void)
   return 0;
 }
 
+/* Completes the recovery wraps other organisations lack (PROTOCOL.md
+ * §5.2).  What came before it completed: a failure here is one warning
+ * line, and the exit status stays that of the sync, share or unshare. */
+static void
+fill_recovery (RelaisVault *vault)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(RelaisSpool) spool = relais_spool_open (relais_vault_get_dir (vault), &error);
+  g_autoptr(RelaisClient) client = NULL;
+  guint filled = 0;
+
+  if (spool != NULL)
+    client = relais_spool_make_client (spool, &error);
+  if (client != NULL && relais_sync_fill_recovery (vault, client, &filled, NULL, &error))
+    return;
+  {
+    /* Translators: the reason follows ("The server cannot be reached…"). */
+    g_autofree char *message = g_strdup_printf (_("warning: the recovery wraps of some dossiers were not "
+                                                  "completed (the next sync tries again): %s"),
+                                                error->message);
+
+    g_printerr ("relaisctl: %s\n", message);
+  }
+}
+
 static void
 report_refusal (const char   *dossier,
                 const GError *reason,
@@ -361,6 +387,8 @@ cmd_sync (int argc, char **argv)
   if (vault == NULL)
     return fail_error (error);
   ok = relais_sync_run_full (vault, &report, report_refusal, NULL, NULL, &error);
+  if (ok)
+    fill_recovery (vault);
   relais_vault_close (vault);
   if (!ok && is_revoked (error))
     return wipe_revoked ();
@@ -411,6 +439,8 @@ cmd_share_or_unshare (int argc, char **argv, gboolean share)
     ok = relais_sync_share (vault, argv[1], with, NULL, &error);
   else
     ok = relais_sync_unshare (vault, argv[1], with, NULL, &error);
+  if (ok)
+    fill_recovery (vault);
   relais_vault_close (vault);
   if (!ok && is_revoked (error))
     return wipe_revoked ();
