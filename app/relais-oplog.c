@@ -937,6 +937,243 @@ relais_oplog_apply (RelaisVault     *vault,
 }
 
 /* ------------------------------------------------------------------------
+ * Batched apply
+ *
+ * A fresh device's first pull applies hundreds of thousands of ops, nearly
+ * all of them the first ones of their records.  Applied one by one, each
+ * op costs its insert, a query of its field's heads, an upsert of its
+ * record's row, of its dossier's activity and, for names, of the search
+ * index.  relais_oplog_apply_batch() stores each op as relais_oplog_apply()
+ * does, but recomputes the fields it touched once per record: one query of
+ * the record's heads, one upsert of its row with every touched column, one
+ * activity upsert, one index update.
+ *
+ * The result is the one of applying the ops in order: the winner and the
+ * conflict state of a field are functions of its final heads, updated_hlc
+ * and the activity take the max of the ops' clocks, and the rows that take
+ * their dossier when they are made (projection rows, conflict rows) get it
+ * in the same order, because the pending records are written before an op
+ * of another dossier, and before a field another op's parents reach
+ * (recompute_others(), which honest devices never cause).  Fields without a
+ * projection column are recomputed at once, as before: they touch only
+ * their own conflict row.
+ * ------------------------------------------------------------------------ */
+
+typedef struct {
+  const Projection *proj;
+  const char       *entity_id;   /* borrowed from the batch's ops */
+  guint32           mask;        /* columns touched */
+  guint32           lost_head;   /* columns a head of which was superseded */
+  guint64           hlc;         /* the greatest clock of the ops */
+} PendingRecord;
+
+typedef struct {
+  const char  *dossier;    /* of every pending record; borrowed */
+  GHashTable  *by_id;      /* entity_id → PendingRecord (owned by records) */
+  GPtrArray   *records;    /* PendingRecord, in the order first touched */
+} Pending;
+
+/* Recomputes the columns @rec->mask of one record from its heads and
+ * writes them, like recompute_field() once per column. */
+static gboolean
+flush_record (RelaisVault    *vault,
+              const char     *dossier,
+              PendingRecord  *rec,
+              GError        **error)
+{
+  const Projection *proj = rec->proj;
+  g_auto(RelaisStmt) stmt = NULL;
+  char *best_id[32] = { NULL, };
+  char *best_device[32] = { NULL, };
+  char *best_value[32] = { NULL, };
+  guint64 best_hlc[32] = { 0, };
+  guint n_heads[32] = { 0, };
+  gboolean ok = FALSE;
+  int rc;
+
+  stmt = relais_oplog_prepare (vault,
+                               "SELECT field, id, value, hlc, device FROM op"
+                               " WHERE entity = ?1 AND entity_id = ?2 AND head",
+                               error);
+  if (stmt == NULL)
+    return FALSE;
+  sqlite3_bind_text (stmt, 1, proj->entity, -1, SQLITE_STATIC);
+  sqlite3_bind_text (stmt, 2, rec->entity_id, -1, SQLITE_STATIC);
+
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    {
+      int c = find_column (proj, (const char *) sqlite3_column_text (stmt, 0));
+      const char *id = (const char *) sqlite3_column_text (stmt, 1);
+      guint64 head_hlc = (guint64) sqlite3_column_int64 (stmt, 3);
+      const char *device = (const char *) sqlite3_column_text (stmt, 4);
+
+      if (c < 0 || !(rec->mask & (1u << c)))
+        continue;
+      if (n_heads[c] == 0 ||
+          op_order (head_hlc, device, id, best_hlc[c], best_device[c], best_id[c]) > 0)
+        {
+          g_free (best_id[c]);
+          g_free (best_device[c]);
+          g_free (best_value[c]);
+          best_id[c] = g_strdup (id);
+          best_device[c] = g_strdup (device);
+          best_value[c] = column_dup (stmt, 2);
+          best_hlc[c] = head_hlc;
+        }
+      n_heads[c]++;
+    }
+  if (rc != SQLITE_DONE)
+    {
+      step_failed (vault, rc, error);
+      goto out;
+    }
+  relais_stmt_release (g_steal_pointer (&stmt));
+
+  for (guint c = 0; c < proj->n_columns; c++)
+    {
+      if (!(rec->mask & (1u << c)))
+        continue;
+      if ((n_heads[c] > 1 || (rec->lost_head & (1u << c))) &&
+          !set_conflict (vault, dossier, proj->entity, rec->entity_id, proj->columns[c].field,
+                         n_heads[c] > 1, error))
+        goto out;
+    }
+
+  ok = project_values (vault, proj, dossier, rec->entity_id, rec->mask,
+                       (const char *const *) best_value, rec->hlc, error);
+
+out:
+  for (guint c = 0; c < 32; c++)
+    {
+      g_free (best_id[c]);
+      g_free (best_device[c]);
+      g_free (best_value[c]);
+    }
+  return ok;
+}
+
+static gboolean
+pending_flush (RelaisVault  *vault,
+               Pending      *pending,
+               GError      **error)
+{
+  gboolean ok = TRUE;
+
+  for (guint i = 0; ok && i < pending->records->len; i++)
+    ok = flush_record (vault, pending->dossier, g_ptr_array_index (pending->records, i), error);
+  g_hash_table_remove_all (pending->by_id);
+  g_ptr_array_set_size (pending->records, 0);
+  pending->dossier = NULL;
+  return ok;
+}
+
+gboolean
+relais_oplog_apply_batch (RelaisVault  *vault,
+                          GPtrArray    *ops,
+                          guint        *out_n_new,
+                          GError      **error)
+{
+  Pending pending = { NULL, };
+  gboolean ok = FALSE;
+  guint n_new = 0;
+
+  g_return_val_if_fail (vault != NULL, FALSE);
+  g_return_val_if_fail (ops != NULL, FALSE);
+
+  if (out_n_new != NULL)
+    *out_n_new = 0;
+
+  /* All checked before any is stored, so a malformed op leaves the vault
+   * as it was (relais_oplog_apply() leaves the ops before it). */
+  for (guint i = 0; i < ops->len; i++)
+    {
+      const RelaisOp *op = g_ptr_array_index (ops, i);
+
+      if (!op_is_valid (op))
+        {
+          g_set_error (error, RELAIS_VAULT_ERROR, RELAIS_VAULT_ERROR_INVALID,
+                       _("A received change is malformed (operation %s)."),
+                       op->id != NULL && g_utf8_validate (op->id, -1, NULL) ? op->id : "?");
+          return FALSE;
+        }
+    }
+
+  pending.by_id = g_hash_table_new (g_str_hash, g_str_equal);
+  pending.records = g_ptr_array_new_with_free_func (g_free);
+
+  for (guint i = 0; i < ops->len; i++)
+    {
+      const RelaisOp *op = g_ptr_array_index (ops, i);
+      g_autoptr(GPtrArray) others = NULL;
+      gboolean is_new = FALSE;
+      gboolean field_lost_head = FALSE;
+      const Projection *proj;
+      PendingRecord *rec;
+      int c;
+
+      if (!store_op (vault, op, FALSE, &is_new, &field_lost_head, &others, error))
+        goto out;
+      if (!is_new)
+        continue;
+      n_new++;
+
+      proj = find_projection (op->entity);
+      c = proj != NULL ? find_column (proj, op->field) : -1;
+      rec = g_hash_table_lookup (pending.by_id, op->entity_id);
+
+      /* What would be written out of order if it waited: the pending
+       * records go first. */
+      if (others != NULL ||
+          (pending.dossier != NULL && strcmp (pending.dossier, op->dossier) != 0) ||
+          (rec != NULL && rec->proj != proj))
+        {
+          if (!pending_flush (vault, &pending, error))
+            goto out;
+          rec = NULL;
+        }
+
+      if (c < 0 || others != NULL)
+        {
+          /* No column: only its conflict row, now.  With others: in the
+           * order relais_oplog_apply() writes them. */
+          if (!recompute_field (vault, op->dossier, op->entity, op->entity_id, op->field,
+                                op->hlc, field_lost_head, error))
+            goto out;
+        }
+      else
+        {
+          if (rec == NULL)
+            {
+              rec = g_new0 (PendingRecord, 1);
+              rec->proj = proj;
+              rec->entity_id = op->entity_id;
+              g_hash_table_insert (pending.by_id, (gpointer) rec->entity_id, rec);
+              g_ptr_array_add (pending.records, rec);
+              pending.dossier = op->dossier;
+            }
+          rec->mask |= 1u << c;
+          if (field_lost_head)
+            rec->lost_head |= 1u << c;
+          rec->hlc = MAX (rec->hlc, op->hlc);
+        }
+
+      if (!recompute_others (vault, others, op->hlc, error))
+        goto out;
+    }
+
+  if (!pending_flush (vault, &pending, error))
+    goto out;
+  ok = TRUE;
+  if (out_n_new != NULL)
+    *out_n_new = n_new;
+
+out:
+  g_hash_table_unref (pending.by_id);
+  g_ptr_array_unref (pending.records);
+  return ok;
+}
+
+/* ------------------------------------------------------------------------
  * Local writes
  * ------------------------------------------------------------------------ */
 

@@ -71,6 +71,18 @@ gboolean  relais_oplog_apply      (RelaisVault     *vault,
                                    gboolean        *out_new,
                                    GError         **error);
 
+/* Applies @ops (element type RelaisOp), in order, with the outcome of
+ * relais_oplog_apply() on each, but the projections of the records they
+ * touch written once (see relais-oplog.c): a pull's change set at a time.
+ * Sets *@out_n_new to how many were new.  Checks every op before storing
+ * any: RELAIS_VAULT_ERROR_INVALID then changes nothing.  Any other error
+ * may leave part of the batch: run it in a savepoint.  Inside a
+ * transaction. */
+gboolean  relais_oplog_apply_batch (RelaisVault  *vault,
+                                    GPtrArray    *ops,
+                                    guint        *out_n_new,
+                                    GError      **error);
+
 /* Operations in local order (the order this vault stored them), after local
  * sequence @after_seq.  Sets *@out_last_seq to the last one returned.
  * Element type RelaisOp. */

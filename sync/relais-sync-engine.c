@@ -12,8 +12,10 @@
 
 #include "relais-bundle.h"
 #include "relais-changeset.h"
+#include "relais-changeset-private.h"
 #include "relais-keys.h"
 #include "relais-oplog.h"
+#include "relais-search.h"
 #include "relais-sync-engine.h"
 
 /* The vault's side of sync.  What it keeps (schema version 4,
@@ -44,6 +46,18 @@ typedef enum {
 #define APPLY_BATCH_ENVELOPES 1024
 #define APPLY_BATCH_OPS       50000
 #define APPLY_READ_BYTES      (32 * 1024 * 1024)
+
+/* The page cache while applying, in KiB (PRAGMA cache_size takes it
+ * negative).  A batch of 1,024 envelopes dirties more pages than the
+ * vault's everyday cache holds: SQLite then spills them to the WAL mid
+ * transaction and reads them back, encrypting and decrypting each page
+ * every time (measured: a third of a fresh device's initial pull).  The
+ * everyday size comes back when the apply ends. */
+#define APPLY_CACHE_KIB       (96 * 1024)
+/* And the WAL may grow to this many pages (64 MiB) between checkpoints, so
+ * that a page several batches write is copied to the database (decrypted
+ * and encrypted again) once, not once per batch. */
+#define APPLY_CHECKPOINT_PAGES 16384
 
 /* An envelope's fixed overhead (header, tag, signature, author and device
  * ids) is below this; the rest of RELAIS_CHANGESET_MAX_SIZE is for ops. */
@@ -459,10 +473,12 @@ key_get (RelaisVault  *vault,
       db_failed (vault, rc, error);
       return NULL;
     }
-  key = guarded_alloc (RELAIS_DOSSIER_KEY_SIZE);
+  /* From relais-keys.c's guarded slabs (overwritten here): a key per
+   * dossier of a pull, cheaper than a guarded mapping each. */
+  key = relais_dossier_key_new ();
   if (!copy_blob (stmt, 0, key, RELAIS_DOSSIER_KEY_SIZE))
     {
-      guarded_free (key);
+      relais_dossier_key_free (key);
       g_set_error_literal (error, RELAIS_VAULT_ERROR, RELAIS_VAULT_ERROR_DAMAGED,
                            _("A dossier key in the vault is damaged."));
       return NULL;
@@ -717,7 +733,8 @@ ring_init (Ring        *ring,
   memset (ring, 0, sizeof *ring);
   ring->vault = vault;
   ring->identity = identity;
-  ring->keys = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, guarded_free);
+  ring->keys = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                      (GDestroyNotify) relais_dossier_key_free);
 }
 
 static void
@@ -742,8 +759,8 @@ ring_key (const char *dossier,
   key = key_get (ring->vault, dossier, epoch, ring->error == NULL ? &ring->error : NULL);
   if (key == NULL)
     return NULL;
-  /* Each key is a guarded mapping of its own (three kernel VMAs): a pull
-   * of 100,000 dossiers must not keep them all. */
+  /* Keys sit in locked memory: a pull of 100,000 dossiers must not keep
+   * them all. */
   if (g_hash_table_size (ring->keys) >= RING_MAX_KEYS)
     g_hash_table_remove_all (ring->keys);
   g_hash_table_insert (ring->keys, g_steal_pointer (&name), key);
@@ -1355,6 +1372,7 @@ typedef struct {
   gpointer               user_data;
   RelaisSyncReport      *report;
   guint                  opened;      /* envelopes applied */
+  gint                   position;    /* (atomic) the item being applied */
 } Applier;
 
 static void
@@ -1458,26 +1476,8 @@ take_pulled_keys (Applier                     *applier,
   return TRUE;
 }
 
-/* Runs a statement without results through the statement cache: a
- * savepoint per envelope, parsed once instead of once per envelope. */
-static gboolean
-exec_cached (RelaisVault  *vault,
-             const char   *sql,
-             GError      **error)
-{
-  g_auto(RelaisStmt) stmt = relais_oplog_prepare (vault, sql, error);
-  int rc;
-
-  if (stmt == NULL)
-    return FALSE;
-  rc = sqlite3_step (stmt);
-  if (rc != SQLITE_DONE)
-    return db_failed (vault, rc, error);
-  return TRUE;
-}
-
-/* Opens @data and applies it inside the open transaction (in a savepoint
- * of its own).  FALSE only for a failure of the vault, which stops
+/* Opens @data and applies it inside the open transaction, all of it or
+ * nothing.  FALSE only for a failure of the vault, which stops
  * everything. */
 static gboolean
 apply_one (Applier   *applier,
@@ -1491,6 +1491,7 @@ apply_one (Applier   *applier,
   g_auto(RelaisChangesetHeader) header = { 0 };
   g_autoptr(RelaisChangeset) cs = NULL;
   g_autoptr(GError) reason = NULL;
+  g_autoptr(GError) op_error = NULL;
   const guint8 *bytes = g_bytes_get_data (data, NULL);
   gsize len = g_bytes_get_size (data);
   gboolean had_keys = FALSE;
@@ -1542,34 +1543,22 @@ apply_one (Applier   *applier,
       return TRUE;
     }
 
-  if (!exec_cached (applier->vault, "SAVEPOINT changeset", error))
-    return FALSE;
-  for (guint i = 0; i < cs->ops->len; i++)
+  /* No savepoint: the batch checks every op before it stores any, and
+   * any other failure rolls the whole transaction back (apply_items()). */
+  if (!relais_oplog_apply_batch (applier->vault, cs->ops, &n_new, &op_error))
     {
-      g_autoptr(GError) op_error = NULL;
-      gboolean is_new = FALSE;
-
-      if (!relais_oplog_apply (applier->vault, g_ptr_array_index (cs->ops, i), &is_new, &op_error))
+      if (g_error_matches (op_error, RELAIS_VAULT_ERROR, RELAIS_VAULT_ERROR_INVALID))
         {
-          exec_cached (applier->vault, "ROLLBACK TO changeset", NULL);
-          exec_cached (applier->vault, "RELEASE changeset", NULL);
-          if (g_error_matches (op_error, RELAIS_VAULT_ERROR, RELAIS_VAULT_ERROR_INVALID))
-            {
-              /* Sealed and signed by a member, yet not operations the
-               * merge can take: the whole change set is refused. */
-              *out_outcome = OUTCOME_REFUSED;
-              g_set_error_literal (out_reason, RELAIS_SYNC_ERROR, RELAIS_SYNC_ERROR_MALFORMED,
-                                   op_error->message);
-              return TRUE;
-            }
-          g_propagate_error (error, g_steal_pointer (&op_error));
-          return FALSE;
+          /* Sealed and signed by a member, yet not operations the merge
+           * can take: the whole change set is refused. */
+          *out_outcome = OUTCOME_REFUSED;
+          g_set_error_literal (out_reason, RELAIS_SYNC_ERROR, RELAIS_SYNC_ERROR_MALFORMED,
+                               op_error->message);
+          return TRUE;
         }
-      if (is_new)
-        n_new++;
+      g_propagate_error (error, g_steal_pointer (&op_error));
+      return FALSE;
     }
-  if (!exec_cached (applier->vault, "RELEASE changeset", error))
-    return FALSE;
 
   *out_new = n_new;
   *out_outcome = OUTCOME_APPLIED;
@@ -1618,6 +1607,9 @@ apply_items (Applier    *applier,
 
       if (!relais_vault_begin (applier->vault, error))
         return FALSE;
+      /* New people enter the search index together, in its order, before
+       * the commit (relais-search.h). */
+      relais_search_defer (applier->vault, TRUE);
       for (; i < items->len && done->len < APPLY_BATCH_ENVELOPES && ops < APPLY_BATCH_OPS; i++)
         {
           Item *item = g_ptr_array_index (items, i);
@@ -1626,8 +1618,10 @@ apply_items (Applier    *applier,
           Outcome outcome = OUTCOME_WAITING;
           guint n_new = 0;
 
+          g_atomic_int_set (&applier->position, (gint) i);
           if (!apply_one (applier, item->data, &outcome, &dossier, &reason, &n_new, error))
             {
+              relais_search_defer (applier->vault, FALSE);
               relais_vault_rollback (applier->vault);
               return FALSE;
             }
@@ -1648,6 +1642,11 @@ apply_items (Applier    *applier,
               break;
             }
         }
+      if (!relais_search_index_deferred (applier->vault, error))
+        {
+          relais_vault_rollback (applier->vault);
+          return FALSE;
+        }
       if (!relais_vault_commit (applier->vault, error))
         return FALSE;
 
@@ -1663,6 +1662,60 @@ apply_items (Applier    *applier,
   return TRUE;
 }
 
+/* Checking signatures on a second core while this thread applies
+ * (relais-changeset-private.h): a tenth of a large pull.  The vault is
+ * only ever touched by the applying thread. */
+typedef struct {
+  GPtrArray *items;
+  Applier   *applier;
+  gint       stop;       /* (atomic) */
+} Ahead;
+
+#define AHEAD_MIN_ITEMS 8
+
+static gpointer
+verify_ahead (gpointer data)
+{
+  Ahead *ahead = data;
+
+  for (guint i = 0; i < ahead->items->len && !g_atomic_int_get (&ahead->stop); i++)
+    {
+      Item *item = g_ptr_array_index (ahead->items, i);
+      gint applying = g_atomic_int_get (&ahead->applier->position);
+
+      /* Behind the applier: it checked those itself. */
+      if (applying >= 0 && i <= (guint) applying)
+        {
+          i = (guint) applying;
+          continue;
+        }
+      relais_changeset_verify_ahead (g_bytes_get_data (item->data, NULL),
+                                     g_bytes_get_size (item->data));
+    }
+  return NULL;
+}
+
+static gboolean
+apply_items_ahead (Applier    *applier,
+                   GPtrArray  *items,
+                   GError    **error)
+{
+  Ahead ahead = { items, applier, 0 };
+  GThread *thread = NULL;
+  gboolean ok;
+
+  g_atomic_int_set (&applier->position, -1);
+  if (items->len >= AHEAD_MIN_ITEMS)
+    thread = g_thread_try_new ("relais-verify", verify_ahead, &ahead, NULL);
+  ok = apply_items (applier, items, error);
+  if (thread != NULL)
+    {
+      g_atomic_int_set (&ahead.stop, 1);
+      g_thread_join (thread);
+    }
+  return ok;
+}
+
 static gboolean
 count_conflicts (RelaisVault       *vault,
                  RelaisSyncReport  *report,
@@ -1674,6 +1727,51 @@ count_conflicts (RelaisVault       *vault,
     return FALSE;
   report->conflicts = conflicts->len;
   return TRUE;
+}
+
+/* Sets the page cache to APPLY_CACHE_KIB for a bulk apply; *@out_kib: the
+ * size to give back to cache_restore() (0: nothing to restore). */
+static gboolean
+cache_grow (RelaisVault  *vault,
+            gint64       *out_kib,
+            GError      **error)
+{
+  g_auto(RelaisStmt) stmt = relais_oplog_prepare (vault, "PRAGMA cache_size", error);
+  g_autofree char *sql = NULL;
+  gint64 pages;
+
+  *out_kib = 0;
+  if (stmt == NULL)
+    return FALSE;
+  if (sqlite3_step (stmt) != SQLITE_ROW)
+    return TRUE;   /* keep the cache as it is */
+  pages = sqlite3_column_int64 (stmt, 0);
+  relais_stmt_release (g_steal_pointer (&stmt));
+  /* Negative: KiB; positive: pages (of 4 KiB in a vault). */
+  *out_kib = pages < 0 ? -pages : pages * 4;
+  if (*out_kib >= APPLY_CACHE_KIB)
+    {
+      *out_kib = 0;
+      return TRUE;
+    }
+  sql = g_strdup_printf ("PRAGMA cache_size = -%d; PRAGMA wal_autocheckpoint = %d",
+                         APPLY_CACHE_KIB, APPLY_CHECKPOINT_PAGES);
+  return relais_vault_exec (vault, sql, error);
+}
+
+static void
+cache_restore (RelaisVault *vault,
+               gint64       kib)
+{
+  g_autofree char *sql = NULL;
+
+  if (kib <= 0)
+    return;
+  /* SQLite's default, which the vault keeps; and the checkpoint the
+   * batches put off, paid here rather than by whoever commits next. */
+  sql = g_strdup_printf ("PRAGMA cache_size = -%" G_GINT64_FORMAT "; PRAGMA wal_autocheckpoint = 1000;"
+                         " PRAGMA wal_checkpoint (PASSIVE)", kib);
+  relais_vault_exec (vault, sql, NULL);
 }
 
 gboolean
@@ -1690,6 +1788,7 @@ relais_sync_apply_full (RelaisVault            *vault,
   Applier applier;
   gboolean ok = TRUE;
   guint next = 0;
+  gint64 cache_kib = 0;
 
   g_return_val_if_fail (vault != NULL && spool != NULL, FALSE);
 
@@ -1703,6 +1802,8 @@ relais_sync_apply_full (RelaisVault            *vault,
   if (names == NULL)
     return FALSE;
 
+  if (names->len > 0 && !cache_grow (vault, &cache_kib, error))
+    return FALSE;
   applier_init (&applier, vault, spool, identity, report, refusal_func, user_data);
   /* Read a batch's worth of files at a time: a fresh laptop's first pull
    * may be gigabytes. */
@@ -1730,9 +1831,11 @@ relais_sync_apply_full (RelaisVault            *vault,
           g_ptr_array_add (items, item);
         }
       if (ok)
-        ok = apply_items (&applier, items, error);
+        ok = apply_items_ahead (&applier, items, error);
     }
   applier_clear (&applier);
+  relais_changeset_forget_verified ();
+  cache_restore (vault, cache_kib);
 
   return ok && count_conflicts (vault, report, error);
 }

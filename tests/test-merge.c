@@ -522,7 +522,41 @@ exchange (Sim      *sim,
 
   g_assert_true (relais_vault_begin (to->vault, &error));
   g_assert_no_error (error);
-  for (guint i = 0; i < chosen->len; i++)
+  /* Half the exchanges go through relais_oplog_apply_batch() in random
+   * slices (a pull's change sets), which must end where applying the ops
+   * one by one does. */
+  if (g_rand_boolean (sim->rand))
+    {
+      for (guint i = 0; i < chosen->len;)
+        {
+          guint want = (guint) g_rand_int_range (sim->rand, 1, 40);
+          guint n = MIN (want, chosen->len - i);
+          g_autoptr(GPtrArray) slice = g_ptr_array_new ();
+          guint expect_new = 0;
+          guint n_new = 0;
+
+          for (guint j = i; j < i + n; j++)
+            {
+              RelaisOp *op = g_ptr_array_index (chosen, j);
+
+              g_ptr_array_add (slice, op);
+              if (!g_hash_table_contains (to->known, op->id))
+                {
+                  RelaisOp *stored = g_hash_table_lookup (sim->universe, op->id);
+
+                  g_assert_nonnull (stored);
+                  g_hash_table_insert (to->known, stored->id, stored);
+                  expect_new++;
+                }
+            }
+          g_assert_true (relais_oplog_apply_batch (to->vault, slice, &n_new, &error));
+          g_assert_no_error (error);
+          g_assert_cmpuint (n_new, ==, expect_new);
+          sim->n_applied += n_new;
+          i += n;
+        }
+    }
+  else for (guint i = 0; i < chosen->len; i++)
     {
       RelaisOp *op = g_ptr_array_index (chosen, i);
       gboolean was_known = g_hash_table_contains (to->known, op->id);
