@@ -1677,9 +1677,17 @@ test_recovery (Ctx           *ctx,
     g_assert_nonnull (strstr (on_new, note));
     g_assert_cmpstr (on_new, ==, on_old);
   }
-  /* A dossier of another organisation is wrapped for that organisation's
-   * recovery key, not this one's (PROTOCOL.md §5.2): its team shares it
-   * again with the new identity. */
+  /* A dossier of another organisation, shared with the user: the user's
+   * syncs added this organisation's recovery wrap (PROTOCOL.md §5.2,
+   * "Filling recovery wraps"), so it came back too.  Its team sharing it
+   * again with the new identity is harmless. */
+  {
+    g_autofree char *shared_new = export_dossier (u_new, shared);
+    g_autofree char *shared_col = export_dossier (colleague, shared);
+
+    g_assert_nonnull (shared_new);
+    g_assert_cmpstr (shared_new, ==, shared_col);
+  }
   share (colleague, shared, u_new);
   sync_ok (u_new);
   {
@@ -3825,6 +3833,166 @@ test_markers (Ctx           *ctx,
   check_markers_absent (ctx);
 }
 
+/* ---- Recovery wraps for every organisation (PROTOCOL.md §5.2) ---------- */
+
+/* A sync that completes without a warning: the recovery wraps were
+ * filled too. */
+static void
+sync_quiet (Device *dev)
+{
+  g_auto(Run) run = { 0 };
+
+  ctl (&run, dev, "sync", NULL);
+  if (run.status != 0 || strstr (run.err, "warning") != NULL)
+    g_test_message ("sync %s: %d, stdout: %s stderr: %s", dev->label, run.status, run.out, run.err);
+  g_assert_cmpint (run.status, ==, 0);
+  g_assert_true (parse_sync_line (run.out, NULL));
+  g_assert_null (strstr (run.err, "warning"));
+}
+
+/* relaisctl recover by @admin; returns how many dossiers it granted. */
+static guint
+recover (Device     *admin,
+         const char *key_file,
+         Device     *from,
+         Device     *to)
+{
+  g_autofree char *out = ctl_ok (admin, "recover", "--recovery-key", key_file,
+                                 "--from", from->user_id, "--to", to->user_id, NULL);
+  guint count = G_MAXUINT;
+
+  g_assert_cmpint (sscanf (out, "granted %u dossier", &count), ==, 1);
+  return count;
+}
+
+/* A new identity of @old's person, in @org (a forgotten passphrase). */
+static Device *
+new_identity (Ctx        *ctx,
+              Device     *old,
+              const char *org,
+              const char *label)
+{
+  g_autofree char *name = g_strdup_printf ("%s (%s)", old->user_name, label);
+  g_autofree char *code = user_add (ctx, name, org, FALSE);
+  Device *dev = device_new_pass (ctx, label, "another new passphrase");
+
+  dev->user_name = g_strdup (name);
+  enroll (dev, ctx->server->url, code, NULL);
+  g_assert_cmpstr (dev->user_id, !=, old->user_id);
+  return dev;
+}
+
+/* A dossier of organisation A shared with a user of organisation B, whose
+ * administrator sets B's recovery key only after everyone enrolled: the
+ * next sync of a member adds B's recovery wraps, B's administrator then
+ * recovers B's user, and a rotation gets B's wrap too. */
+static void
+test_recovery_other_org (Ctx           *ctx,
+                         gconstpointer  data)
+{
+  const char *org_a = "Mission locale Mauriac";
+  const char *org_b = "CCAS Saint-Flour";
+  g_autofree char *key_file = g_build_filename (ctx->dir, "recovery-b.key", NULL);
+  g_autofree char *public_key = NULL;
+  g_autofree char *dossier = NULL;
+  g_autofree char *note = NULL;
+  g_autofree char *later = NULL;
+  Device *a, *b, *admin_b, *b_new, *b_newer;
+
+  if (ctx_skipped (ctx))
+    return;
+
+  a = member_new (ctx, "a", org_a);
+  b = member_new (ctx, "b", org_b);
+  admin_b = member_new_at (ctx, "admin-b", org_b, NULL, TRUE);
+
+  dossier = person_add (a, NULL);
+  note = marker (ctx, "note-a-");
+  g_free (note_add (a, dossier, note));
+  sync_quiet (a);
+  share (a, dossier, b);
+  sync_quiet (b);
+  {
+    g_autofree char *on_b = export_dossier (b, dossier);
+
+    g_assert_nonnull (on_b);
+    g_assert_nonnull (strstr (on_b, note));
+  }
+
+  /* Organisation B gets its recovery key only now. */
+  {
+    g_auto(Run) run = { 0 };
+
+    ctl_nopass (&run, NULL, "recovery-key", "new", "--out", key_file, NULL);
+    g_assert_cmpint (run.status, ==, 0);
+    public_key = one_line (run.out);
+  }
+  {
+    g_auto(Run) run = { 0 };
+
+    admin_run (ctx, &run, "org", "set-recovery-key", "--org", org_b, "--key", public_key, NULL);
+    g_assert_cmpint (run.status, ==, 0);
+  }
+
+  /* B forgets the passphrase.  Before any member synced, B's
+   * administrator finds nothing to recover: the gap this closes. */
+  b_new = new_identity (ctx, b, org_b, "b-new");
+  g_assert_cmpuint (recover (admin_b, key_file, b, b_new), ==, 0);
+
+  /* A's next sync (A's organisation has no recovery key at all) wraps the
+   * dossier's key for B's organisation. */
+  sync_quiet (a);
+  g_assert_cmpuint (recover (admin_b, key_file, b, b_new), ==, 1);
+  {
+    SyncCounts counts = sync_ok (b_new);
+    g_autofree char *on_new = export_dossier (b_new, dossier);
+    g_autofree char *on_a = export_dossier (a, dossier);
+
+    g_assert_cmpuint (counts.pulled, >=, 1);
+    g_assert_nonnull (on_new);
+    g_assert_nonnull (strstr (on_new, note));
+    g_assert_cmpstr (on_new, ==, on_a);
+  }
+
+  /* A removes B's old identity: the key rotates (epoch 2), wrapped by A
+   * for A's organisation only; B's wrap of epoch 2 follows. */
+  {
+    g_autofree char *out = ctl_ok (a, "unshare", dossier, "--with", b->user_id, NULL);
+  }
+  later = marker (ctx, "note-epoch2-");
+  g_free (note_add (a, dossier, later));
+  sync_quiet (a);
+  sync_quiet (b_new);
+  {
+    g_autofree char *on_new = export_dossier (b_new, dossier);
+
+    g_assert_nonnull (strstr (on_new, later));
+  }
+
+  /* B forgets the new passphrase too: the recovered identity reads what
+   * was written after the rotation, so B's wrap of epoch 2 is there. */
+  b_newer = new_identity (ctx, b_new, org_b, "b-newer");
+  g_assert_cmpuint (recover (admin_b, key_file, b_new, b_newer), ==, 1);
+  sync_ok (b_newer);
+  {
+    g_autofree char *on_newer = export_dossier (b_newer, dossier);
+    g_autofree char *on_a = export_dossier (a, dossier);
+
+    g_assert_nonnull (on_newer);
+    g_assert_nonnull (strstr (on_newer, note));
+    g_assert_nonnull (strstr (on_newer, later));
+    g_assert_cmpstr (on_newer, ==, on_a);
+  }
+  /* B's administrator's vault reads none of it. */
+  {
+    g_autofree char *exported = export_string (admin_b);
+
+    g_assert_null (strstr (exported, note));
+    g_assert_null (strstr (exported, later));
+  }
+  check_markers_absent (ctx);
+}
+
 /* ---- Main ---------------------------------------------------------------- */
 
 typedef void (*ScenarioFunc) (Ctx *ctx, gconstpointer data);
@@ -3853,6 +4021,7 @@ main (int argc, char **argv)
     { "parallel", test_parallel },
     { "random", test_random },
     { "markers", test_markers },
+    { "recovery-other-org", test_recovery_other_org },
   };
   static const struct { const char *name; StoreKind kind; } stores[] = {
     { "sqlite", STORE_SQLITE },
