@@ -1399,25 +1399,43 @@ typedef struct {
   const char         *code;
   long                status;
   RelaisClientError   error;
+  const char         *text;   /* what the person reads, translated */
 } CodeMap;
 
+/* The server's messages are English sentences for its operator; the person
+ * reads these instead, in their language. */
 static const CodeMap code_map[] = {
-  { "malformed", 400, RELAIS_CLIENT_ERROR_MALFORMED },
-  { "bad_base64", 400, RELAIS_CLIENT_ERROR_MALFORMED },
-  { "bad_signature", 401, RELAIS_CLIENT_ERROR_BAD_SIGNATURE },
-  { "unknown_device", 401, RELAIS_CLIENT_ERROR_BAD_SIGNATURE },
-  { "stale_request", 401, RELAIS_CLIENT_ERROR_CLOCK },
-  { "device_revoked", 403, RELAIS_CLIENT_ERROR_REVOKED },
-  { "not_member", 403, RELAIS_CLIENT_ERROR_FORBIDDEN },
-  { "not_admin", 403, RELAIS_CLIENT_ERROR_FORBIDDEN },
-  { "author_mismatch", 403, RELAIS_CLIENT_ERROR_FORBIDDEN },
-  { "not_found", 404, RELAIS_CLIENT_ERROR_NOT_FOUND },
-  { "replayed", 409, RELAIS_CLIENT_ERROR_REPLAYED },
-  { "id_conflict", 409, RELAIS_CLIENT_ERROR_CONFLICT },
-  { "epoch_retired", 409, RELAIS_CLIENT_ERROR_CONFLICT },
-  { "code_used", 409, RELAIS_CLIENT_ERROR_CODE_USED },
-  { "code_expired", 410, RELAIS_CLIENT_ERROR_CODE_EXPIRED },
-  { "too_large", 413, RELAIS_CLIENT_ERROR_TOO_LARGE },
+  { "malformed", 400, RELAIS_CLIENT_ERROR_MALFORMED,
+    N_("The server could not read the request.") },
+  { "bad_base64", 400, RELAIS_CLIENT_ERROR_MALFORMED,
+    N_("The server could not read the request.") },
+  { "bad_signature", 401, RELAIS_CLIENT_ERROR_BAD_SIGNATURE,
+    N_("The server did not recognise this computer's signature.") },
+  { "unknown_device", 401, RELAIS_CLIENT_ERROR_BAD_SIGNATURE,
+    N_("The server does not know this computer: connect it again with a new enrolment code.") },
+  { "stale_request", 401, RELAIS_CLIENT_ERROR_CLOCK, NULL },
+  { "device_revoked", 403, RELAIS_CLIENT_ERROR_REVOKED,
+    N_("This computer's access was revoked by an administrator.") },
+  { "not_member", 403, RELAIS_CLIENT_ERROR_FORBIDDEN,
+    N_("You are not, or no longer, in this dossier's team.") },
+  { "not_admin", 403, RELAIS_CLIENT_ERROR_FORBIDDEN,
+    N_("Only an administrator of the organisation may do this.") },
+  { "author_mismatch", 403, RELAIS_CLIENT_ERROR_FORBIDDEN,
+    N_("These changes were signed by another identity than yours.") },
+  { "not_found", 404, RELAIS_CLIENT_ERROR_NOT_FOUND,
+    N_("The server does not know what was asked for.") },
+  { "replayed", 409, RELAIS_CLIENT_ERROR_REPLAYED,
+    N_("The server had already received this request; it will be sent again.") },
+  { "id_conflict", 409, RELAIS_CLIENT_ERROR_CONFLICT,
+    N_("The server already holds different changes under the same identifier.") },
+  { "epoch_retired", 409, RELAIS_CLIENT_ERROR_CONFLICT,
+    N_("The dossier's key was renewed meanwhile.") },
+  { "code_used", 409, RELAIS_CLIENT_ERROR_CODE_USED,
+    N_("This enrolment code was already used: ask the administrator for a new one.") },
+  { "code_expired", 410, RELAIS_CLIENT_ERROR_CODE_EXPIRED,
+    N_("This enrolment code has expired: ask the administrator for a new one.") },
+  { "too_large", 413, RELAIS_CLIENT_ERROR_TOO_LARGE,
+    N_("The request was too large for the server.") },
 };
 
 /* The status decides first where it is unambiguous (a retry, a success);
@@ -1431,6 +1449,7 @@ set_http_error (long        status,
                 GError    **error)
 {
   ErrorAnswer answer = { 0 };
+  const char *text = NULL;
   RelaisClientError code;
   const char *message;
 
@@ -1462,7 +1481,10 @@ set_http_error (long        status,
     }
   for (gsize i = 0; answer.code != NULL && i < G_N_ELEMENTS (code_map); i++)
     if (strcmp (answer.code, code_map[i].code) == 0 && code_map[i].status == status)
-      code = code_map[i].error;
+      {
+        code = code_map[i].error;
+        text = code_map[i].text;
+      }
 
   message = answer.message != NULL && *answer.message != '\0' ? answer.message : NULL;
   if (code == RELAIS_CLIENT_ERROR_CLOCK && answer.server_time > 0)
@@ -1480,6 +1502,8 @@ set_http_error (long        status,
                      _("This computer's clock is %d minutes behind the server's: set it right and sync again."),
                      minutes);
     }
+  else if (text != NULL)
+    g_set_error_literal (error, RELAIS_CLIENT_ERROR, code, _(text));
   else if (message != NULL)
     g_set_error (error, RELAIS_CLIENT_ERROR, code, _("The server refused the request: %s"), message);
   else

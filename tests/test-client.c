@@ -445,9 +445,10 @@ test_signing (void)
 
 /* Statuses and broken transfers map to the right codes. */
 static void
-expect_error (Canned             *c,
-              RelaisClientError   code,
-              gboolean            transient)
+expect_error_full (Canned             *c,
+                   RelaisClientError   code,
+                   gboolean            transient,
+                   const char         *message)
 {
   g_autoptr(RelaisDeviceKey) dk = relais_device_key_generate ();
   g_autoptr(RelaisClient) client = canned_client (c);
@@ -460,8 +461,12 @@ expect_error (Canned             *c,
   g_assert_null (page);
   g_assert_error (error, RELAIS_CLIENT_ERROR, (gint) code);
   g_assert_cmpint (relais_client_error_is_transient (error), ==, transient);
+  if (message != NULL)
+    g_assert_cmpstr (error->message, ==, message);
   canned_free (c);
 }
+
+#define expect_error(c, code, transient) expect_error_full (c, code, transient, NULL)
 
 static void
 test_statuses (void)
@@ -484,8 +489,14 @@ test_statuses (void)
   expect_error (canned_new ("409 Conflict", NULL,
                             "{\"error\":\"device_revoked\",\"message\":\"x\"}"),
                 RELAIS_CLIENT_ERROR_CONFLICT, FALSE);
-  expect_error (canned_new ("403 Forbidden", NULL, "{\"error\":\"not_member\",\"message\":\"No.\"}"),
-                RELAIS_CLIENT_ERROR_FORBIDDEN, FALSE);
+  /* The person reads a sentence in their language, not the server's
+   * English for its operator; a code the client does not know keeps the
+   * server's words. */
+  expect_error_full (canned_new ("403 Forbidden", NULL, "{\"error\":\"not_member\",\"message\":\"No.\"}"),
+                     RELAIS_CLIENT_ERROR_FORBIDDEN, FALSE,
+                     "You are not, or no longer, in this dossier's team.");
+  expect_error_full (canned_new ("403 Forbidden", NULL, "{\"error\":\"future_code\",\"message\":\"No.\"}"),
+                     RELAIS_CLIENT_ERROR_FORBIDDEN, FALSE, "The server refused the request: No.");
   expect_error (canned_new ("401 Unauthorized", NULL,
                             "{\"error\":\"stale_request\",\"message\":\"Clock.\",\"server_time\":1}"),
                 RELAIS_CLIENT_ERROR_CLOCK, FALSE);
