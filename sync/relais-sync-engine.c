@@ -43,7 +43,7 @@ typedef enum {
 
 /* What one batch of received envelopes may hold before it is committed,
  * and what is read from spool/in at once. */
-#define APPLY_BATCH_ENVELOPES 1024
+#define APPLY_BATCH_ENVELOPES 4096
 #define APPLY_BATCH_OPS       50000
 #define APPLY_READ_BYTES      (32 * 1024 * 1024)
 
@@ -1373,6 +1373,8 @@ typedef struct {
   RelaisSyncReport      *report;
   guint                  opened;      /* envelopes applied */
   gint                   position;    /* (atomic) the item being applied */
+  GPtrArray             *to_remove;   /* names in spool/in applied and committed, or NULL:
+                                       * remove them at once */
 } Applier;
 
 static void
@@ -1426,12 +1428,33 @@ member_known (RelaisVault   *vault,
   return TRUE;
 }
 
+typedef struct {
+  char    *name;    /* in spool/in, or NULL */
+  GBytes  *data;
+  /* Its dossier's pulled keys, read ahead by verify_ahead(): valid once
+   * keys_read (atomic) is set. */
+  RelaisDossierKeys *keys;
+  GError            *keys_error;
+  gint               keys_read;
+} Item;
+
+static void
+item_free (Item *item)
+{
+  g_free (item->name);
+  g_clear_pointer (&item->data, g_bytes_unref);
+  g_clear_pointer (&item->keys, relais_dossier_keys_free);
+  g_clear_error (&item->keys_error);
+  g_free (item);
+}
+
 /* Takes the keys a pull brought for @dossier when the vault lacks the
  * epoch or the author; once per dossier and run.  Sets *@out_had_keys to
  * whether the spool had any for it (then an unknown author is refused:
  * the server sends a dossier's keys with its change sets). */
 static gboolean
 take_pulled_keys (Applier                     *applier,
+                  Item                        *item,
                   const RelaisChangesetHeader *header,
                   gboolean                    *out_had_keys,
                   GError                     **error)
@@ -1460,7 +1483,12 @@ take_pulled_keys (Applier                     *applier,
   if (key != NULL && known)
     return TRUE;
 
-  if (applier->spool != NULL)
+  if (applier->spool != NULL && g_atomic_int_get (&item->keys_read))
+    {
+      pulled = g_steal_pointer (&item->keys);
+      local_error = g_steal_pointer (&item->keys_error);
+    }
+  else if (applier->spool != NULL)
     pulled = relais_spool_get_keys (applier->spool, header->dossier, &local_error);
   if (local_error != NULL)
     g_message ("The pulled keys of a dossier are unreadable: %s", local_error->message);
@@ -1481,7 +1509,7 @@ take_pulled_keys (Applier                     *applier,
  * everything. */
 static gboolean
 apply_one (Applier   *applier,
-           GBytes    *data,
+           Item      *item,
            Outcome   *out_outcome,
            char     **out_dossier,
            GError   **out_reason,
@@ -1492,8 +1520,8 @@ apply_one (Applier   *applier,
   g_autoptr(RelaisChangeset) cs = NULL;
   g_autoptr(GError) reason = NULL;
   g_autoptr(GError) op_error = NULL;
-  const guint8 *bytes = g_bytes_get_data (data, NULL);
-  gsize len = g_bytes_get_size (data);
+  const guint8 *bytes = g_bytes_get_data (item->data, NULL);
+  gsize len = g_bytes_get_size (item->data);
   gboolean had_keys = FALSE;
   guint n_new = 0;
 
@@ -1507,7 +1535,7 @@ apply_one (Applier   *applier,
     }
   *out_dossier = g_strdup (header.dossier);
 
-  if (!take_pulled_keys (applier, &header, &had_keys, error))
+  if (!take_pulled_keys (applier, item, &header, &had_keys, error))
     return FALSE;
 
   cs = relais_changeset_open (bytes, len, NULL, ring_key, ring_author, &applier->ring, &reason);
@@ -1565,18 +1593,6 @@ apply_one (Applier   *applier,
   return TRUE;
 }
 
-typedef struct {
-  char    *name;    /* in spool/in, or NULL */
-  GBytes  *data;
-} Item;
-
-static void
-item_free (Item *item)
-{
-  g_free (item->name);
-  g_clear_pointer (&item->data, g_bytes_unref);
-  g_free (item);
-}
 
 static void
 refuse (Applier      *applier,
@@ -1619,7 +1635,7 @@ apply_items (Applier    *applier,
           guint n_new = 0;
 
           g_atomic_int_set (&applier->position, (gint) i);
-          if (!apply_one (applier, item->data, &outcome, &dossier, &reason, &n_new, error))
+          if (!apply_one (applier, item, &outcome, &dossier, &reason, &n_new, error))
             {
               relais_search_defer (applier->vault, FALSE);
               relais_vault_rollback (applier->vault);
@@ -1654,8 +1670,11 @@ apply_items (Applier    *applier,
         {
           Item *item = g_ptr_array_index (done, j);
 
-          if (item->name != NULL && applier->spool != NULL &&
-              !relais_spool_remove_in (applier->spool, item->name, error))
+          if (item->name == NULL || applier->spool == NULL)
+            continue;
+          if (applier->to_remove != NULL)
+            g_ptr_array_add (applier->to_remove, g_strdup (item->name));
+          else if (!relais_spool_remove_in (applier->spool, item->name, error))
             return FALSE;
         }
     }
@@ -1689,8 +1708,19 @@ verify_ahead (gpointer data)
           i = (guint) applying;
           continue;
         }
-      relais_changeset_verify_ahead (g_bytes_get_data (item->data, NULL),
-                                     g_bytes_get_size (item->data));
+      const guint8 *bytes = g_bytes_get_data (item->data, NULL);
+      gsize len = g_bytes_get_size (item->data);
+      g_auto(RelaisChangesetHeader) header = { 0 };
+
+      relais_changeset_verify_ahead (bytes, len);
+      /* The dossier's keys, which its first change set makes the applier
+       * read (a file and its JSON). */
+      if (ahead->applier->spool != NULL && relais_changeset_peek (bytes, len, &header, NULL))
+        {
+          item->keys = relais_spool_get_keys (ahead->applier->spool, header.dossier,
+                                              &item->keys_error);
+          g_atomic_int_set (&item->keys_read, 1);
+        }
     }
   return NULL;
 }
@@ -1714,6 +1744,69 @@ apply_items_ahead (Applier    *applier,
       g_thread_join (thread);
     }
   return ok;
+}
+
+/* Removing the files of a committed batch from spool/in (an unlink each)
+ * while the next batch applies. */
+typedef struct {
+  RelaisSpool *spool;
+  GPtrArray   *names;
+  GError      *error;
+} Removal;
+
+static gpointer
+remove_applied (gpointer data)
+{
+  Removal *removal = data;
+
+  for (guint i = 0; i < removal->names->len; i++)
+    if (!relais_spool_remove_in (removal->spool, g_ptr_array_index (removal->names, i),
+                                 &removal->error))
+      break;
+  return NULL;
+}
+
+/* Waits for the removal under way, if any; FALSE with its error. */
+static gboolean
+removal_finish (GThread   **thread,
+                Removal   **removal,
+                GError    **error)
+{
+  gboolean ok = TRUE;
+
+  if (*thread != NULL)
+    g_thread_join (g_steal_pointer (thread));
+  if (*removal != NULL)
+    {
+      if ((*removal)->error != NULL)
+        {
+          g_propagate_error (error, (*removal)->error);
+          ok = FALSE;
+        }
+      g_ptr_array_unref ((*removal)->names);
+      g_clear_pointer (removal, g_free);
+    }
+  return ok;
+}
+
+/* Starts removing what the applier set aside (or removes it here when no
+ * thread can be had). */
+static gboolean
+removal_start (Applier    *applier,
+               GThread   **thread,
+               Removal   **removal,
+               GError    **error)
+{
+  if (applier->to_remove->len == 0)
+    return TRUE;
+  *removal = g_new0 (Removal, 1);
+  (*removal)->spool = applier->spool;
+  (*removal)->names = g_steal_pointer (&applier->to_remove);
+  applier->to_remove = g_ptr_array_new_with_free_func (g_free);
+  *thread = g_thread_try_new ("relais-remove", remove_applied, *removal, NULL);
+  if (*thread == NULL)
+    remove_applied (*removal);
+  return TRUE;
 }
 
 static gboolean
@@ -1789,6 +1882,8 @@ relais_sync_apply_full (RelaisVault            *vault,
   gboolean ok = TRUE;
   guint next = 0;
   gint64 cache_kib = 0;
+  GThread *removing = NULL;
+  Removal *removal = NULL;
 
   g_return_val_if_fail (vault != NULL && spool != NULL, FALSE);
 
@@ -1805,6 +1900,7 @@ relais_sync_apply_full (RelaisVault            *vault,
   if (names->len > 0 && !cache_grow (vault, &cache_kib, error))
     return FALSE;
   applier_init (&applier, vault, spool, identity, report, refusal_func, user_data);
+  applier.to_remove = g_ptr_array_new_with_free_func (g_free);
   /* Read a batch's worth of files at a time: a fresh laptop's first pull
    * may be gigabytes. */
   while (ok && next < names->len)
@@ -1832,7 +1928,13 @@ relais_sync_apply_full (RelaisVault            *vault,
         }
       if (ok)
         ok = apply_items_ahead (&applier, items, error);
+      if (ok)
+        ok = removal_finish (&removing, &removal, error) &&
+             removal_start (&applier, &removing, &removal, error);
     }
+  if (!removal_finish (&removing, &removal, ok ? error : NULL))
+    ok = FALSE;
+  g_clear_pointer (&applier.to_remove, g_ptr_array_unref);
   applier_clear (&applier);
   relais_changeset_forget_verified ();
   cache_restore (vault, cache_kib);
