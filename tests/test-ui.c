@@ -13,6 +13,9 @@
 
 #include "relais-import.h"
 
+#include "relais-changeset.h"
+#include "relais-keys.h"
+
 #include "relais-conflicts-page.h"
 #include "relais-dossier.h"
 #include "relais-dossier-list.h"
@@ -2406,6 +2409,346 @@ test_ui_strength (void)
   g_assert_cmpint (relais_strength_estimate (PASSPHRASE, NULL), ==, RELAIS_STRENGTH_STRONG);
 }
 
+
+/* The recovery wrap org B's administrator has of @dossier at epoch 1,
+ * opened with B's recovery key pair, or NULL when the server has none. */
+static guint8 *
+recovered_key (const char   *admin_dir,
+               const char   *user_id,
+               const char   *dossier,
+               const guint8 *recovery_pk,
+               const guint8 *recovery_sk)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(RelaisSpool) spool = relais_spool_open (admin_dir, &error);
+  g_autoptr(RelaisClient) client = NULL;
+  g_autoptr(GPtrArray) dossiers = NULL;
+
+  g_assert_no_error (error);
+  client = relais_spool_make_client (spool, &error);
+  g_assert_no_error (error);
+  dossiers = relais_client_admin_recovery (client, user_id, NULL, &error);
+  g_assert_no_error (error);
+  for (guint i = 0; i < dossiers->len; i++)
+    {
+      RelaisDossierKeys *keys = g_ptr_array_index (dossiers, i);
+
+      if (g_strcmp0 (keys->dossier_id, dossier) != 0)
+        continue;
+      for (guint j = 0; j < keys->keys->len; j++)
+        {
+          RelaisWrappedKey *wrap = g_ptr_array_index (keys->keys, j);
+          gsize len;
+          const guint8 *bytes;
+          guint8 *key;
+
+          if (wrap->user_id != NULL || wrap->epoch != 1)
+            continue;
+          bytes = g_bytes_get_data (wrap->wrapped_key, &len);
+          key = relais_dossier_key_unwrap (bytes, len, dossier, 1, recovery_pk, recovery_sk, &error);
+          g_assert_no_error (error);
+          return key;
+        }
+    }
+  return NULL;
+}
+
+typedef struct {
+  RelaisWindow *window;
+  guint         seen;      /* times the window took no input: a fill with the vault */
+  gboolean      lock;      /* lock as soon as it does */
+  gboolean      deferred;  /* the lock waited for the fill's end */
+  gboolean      destroy;   /* destroy the window as soon as it does */
+} FillWatch;
+
+static void
+on_window_sensitive (GtkWidget  *widget,
+                     GParamSpec *pspec,
+                     FillWatch  *watch)
+{
+  if (gtk_widget_get_sensitive (widget))
+    return;
+  watch->seen++;
+  if (watch->destroy)
+    {
+      /* What quitting does: the vault closes once the worker stopped. */
+      watch->destroy = FALSE;
+      gtk_window_destroy (GTK_WINDOW (watch->window));
+      return;
+    }
+  if (!watch->lock)
+    return;
+  watch->lock = FALSE;
+  /* The fill's worker uses the vault this very moment: the lock waits. */
+  relais_window_lock (watch->window);
+  watch->deferred = relais_window_get_vault (watch->window) != NULL
+                    && g_strcmp0 (relais_window_get_state (watch->window), "vault") == 0;
+}
+
+static gboolean
+flag_is_false (gpointer flag)
+{
+  return !*(gboolean *) flag;
+}
+
+static gboolean
+window_sensitive (gpointer window)
+{
+  return gtk_widget_get_sensitive (window);
+}
+
+typedef struct {
+  const char   *admin_dir;
+  const char   *user_id;
+  const char   *dossier;
+  const guint8 *pk;
+  const guint8 *sk;
+  guint8       *key;
+} WrapWait;
+
+static gboolean
+wrap_on_server (gpointer data)
+{
+  WrapWait *wait = data;
+
+  if (wait->key == NULL)
+    wait->key = recovered_key (wait->admin_dir, wait->user_id, wait->dossier, wait->pk, wait->sk);
+  return wait->key != NULL;
+}
+
+/* @key is the dossier's key at epoch 1 in @vault. */
+static void
+assert_dossier_key (RelaisVault  *vault,
+                    const char   *dossier,
+                    const guint8 *key)
+{
+  g_autoptr(sqlite3_stmt) stmt = NULL;
+
+  g_assert_cmpint (sqlite3_prepare_v2 (relais_vault_get_db (vault),
+                                       "SELECT key FROM sync_key WHERE dossier = ?1 AND epoch = 1",
+                                       -1, &stmt, NULL), ==, SQLITE_OK);
+  sqlite3_bind_text (stmt, 1, dossier, -1, SQLITE_STATIC);
+  g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
+  g_assert_cmpmem (sqlite3_column_blob (stmt, 0), sqlite3_column_bytes (stmt, 0),
+                   key, RELAIS_DOSSIER_KEY_SIZE);
+}
+
+/* A dossier of organisation A shared with Bruno of organisation B, whose
+ * recovery key is set only afterwards: the window's sync fills B's wrap,
+ * as relaisctl sync does, so that B's administrator can recover Bruno's
+ * dossiers.  A lock while the fill's worker uses the vault waits for its
+ * end, then closes the vault cleanly; the indicator says "Synced" all
+ * along. */
+static void
+test_ui_recovery_fill (void)
+{
+  g_autofree char *server = find_server ();
+  g_autofree char *tmp = NULL;
+  g_autofree char *store = NULL;
+  g_autofree char *dir = NULL;
+  g_autofree char *dir_bruno = NULL;
+  g_autofree char *dir_admin = NULL;
+  g_autofree char *code = NULL;
+  g_autofree char *code_bruno = NULL;
+  g_autofree char *code_admin = NULL;
+  g_autofree char *id = NULL;
+  g_autofree char *id2 = NULL;
+  g_autofree char *id3 = NULL;
+  g_autofree char *bruno_id = NULL;
+  g_autofree char *public_key = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(RelaisPerson) person = relais_person_new ();
+  g_autoptr(RelaisSpool) bruno_spool = NULL;
+  g_autoptr(RelaisSpoolIdentity) identity = NULL;
+  guint8 recovery_pk[crypto_box_PUBLICKEYBYTES];
+  guint8 *recovery_sk;
+  char encoded[sodium_base64_ENCODED_LEN (crypto_box_PUBLICKEYBYTES,
+                                          sodium_base64_VARIANT_URLSAFE_NO_PADDING)];
+  FillWatch watch = { 0 };
+  WrapWait wait = { 0 };
+  WrapWait wait2;
+  TestServer *test_server;
+  RelaisVault *vault;
+  RelaisVault *bruno;
+  RelaisVault *admin;
+  RelaisWindow *window;
+  RelaisSyncIndicator *indicator;
+  RelaisSyncReport report;
+
+  if (server == NULL)
+    {
+      g_test_skip ("relais-server is not built");
+      return;
+    }
+  g_setenv ("RELAIS_TEST_FAST_KDF", "1", TRUE);
+
+  g_assert_cmpint (sodium_init (), >=, 0);
+  recovery_sk = sodium_malloc (crypto_box_SECRETKEYBYTES);
+  tmp = relais_test_make_tmpdir ("relais-ui-fill-XXXXXX");
+  store = g_strconcat ("sqlite:", tmp, "/server.db", NULL);
+  dir = g_build_filename (tmp, "alice", NULL);
+  dir_bruno = g_build_filename (tmp, "bruno", NULL);
+  dir_admin = g_build_filename (tmp, "admin-b", NULL);
+  test_server = server_start (server, store, "127.0.0.1:0");
+  code = server_admin (server, "user", "add", "--store", store, "--name", "Alice Martin",
+                       "--org", "CCAS Saint-Flour", NULL);
+  code_bruno = server_admin (server, "user", "add", "--store", store, "--name", "Bruno Caylus",
+                             "--org", "CCAS Mende", NULL);
+  code_admin = server_admin (server, "user", "add", "--store", store, "--name", "Claire Admin",
+                             "--org", "CCAS Mende", "--admin", NULL);
+
+  vault = make_test_vault (dir, "alice");
+  person->last_name = g_strdup ("Quenouillère");
+  person->first_name = g_strdup ("Hélène");
+  person->birth_date = g_strdup ("1985-03-12");
+  id = relais_person_add (vault, person, &error);
+  g_assert_no_error (error);
+  g_assert_true (relais_sync_enroll (vault, test_server->url, NULL, code, PASSPHRASE, "desk",
+                                     NULL, &error));
+  g_assert_no_error (error);
+  bruno = make_test_vault (dir_bruno, "bruno");
+  g_assert_true (relais_sync_enroll (bruno, test_server->url, NULL, code_bruno, PASSPHRASE, "bruno",
+                                     NULL, &error));
+  g_assert_no_error (error);
+  admin = make_test_vault (dir_admin, "claire");
+  g_assert_true (relais_sync_enroll (admin, test_server->url, NULL, code_admin, PASSPHRASE, "admin",
+                                     NULL, &error));
+  g_assert_no_error (error);
+  relais_vault_close (admin);
+  g_assert_true (relais_sync_run (vault, &report, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_true (relais_sync_share (vault, id, "Bruno Caylus", NULL, &error));
+  g_assert_no_error (error);
+  relais_vault_close (vault);
+  g_assert_true (relais_sync_run (bruno, &report, NULL, &error));
+  g_assert_no_error (error);
+  relais_vault_close (bruno);
+  bruno_spool = relais_spool_open (dir_bruno, &error);
+  g_assert_no_error (error);
+  identity = relais_spool_get_identity (bruno_spool, &error);
+  g_assert_no_error (error);
+  bruno_id = g_strdup (identity->user_id);
+
+  /* Organisation B gets its recovery key only after Bruno enrolled. */
+  crypto_box_keypair (recovery_pk, recovery_sk);
+  sodium_bin2base64 (encoded, sizeof encoded, recovery_pk, sizeof recovery_pk,
+                     sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+  public_key = server_admin (server, "org", "set-recovery-key", "--store", store,
+                             "--org", "CCAS Mende", "--key", encoded, NULL);
+  wait.admin_dir = dir_admin;
+  wait.user_id = bruno_id;
+  wait.dossier = id;
+  wait.pk = recovery_pk;
+  wait.sk = recovery_sk;
+  g_assert_false (wrap_on_server (&wait));
+
+  window = RELAIS_WINDOW (new_window (dir));
+  indicator = relais_vault_view_get_sync_indicator (RELAIS_VAULT_VIEW (relais_window_get_view (window)));
+  watch.window = window;
+  g_signal_connect (window, "notify::sensitive", G_CALLBACK (on_window_sensitive), &watch);
+
+  /* A lock the moment the fill's worker starts: it waits for its end
+   * (the worker finishes or is cancelled), then the vault closes. */
+  g_assert_true (wait_until (window_sensitive, window));
+  g_assert_true (wait_until (indicator_not_syncing, indicator));
+  watch.lock = TRUE;
+  sync_now (window, indicator);
+  g_assert_cmpint (relais_sync_indicator_get_state (indicator), ==, RELAIS_SYNC_STATE_IDLE);
+  g_assert_cmpstr (relais_sync_indicator_get_text (indicator), ==, "Synced just now");
+  wait_for_state (window, "unlock");
+  g_assert_cmpuint (watch.seen, >=, 1);
+  g_assert_true (watch.deferred);
+  g_assert_null (relais_window_get_vault (window));
+  g_assert_null (relais_window_get_view (window));
+  g_assert_true (gtk_widget_get_sensitive (GTK_WIDGET (window)));
+
+  /* Whether the cut fill got its wraps through or not, a second dossier
+   * shared while the window is locked lacks B's wrap: only the window's
+   * fill can add it. */
+  vault = relais_vault_open (dir, PASSPHRASE, NULL, &error);
+  g_assert_no_error (error);
+  relais_vault_set_author (vault, "alice");
+  g_free (person->last_name);
+  person->last_name = g_strdup ("Vabre");
+  id2 = relais_person_add (vault, person, &error);
+  g_assert_no_error (error);
+  g_assert_true (relais_sync_run (vault, &report, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_true (relais_sync_share (vault, id2, "Bruno Caylus", NULL, &error));
+  g_assert_no_error (error);
+  relais_vault_close (vault);
+  wait2 = wait;
+  wait2.dossier = id2;
+  g_assert_false (wrap_on_server (&wait2));
+
+  /* Unlocked again, Sync Now fills B's wraps: B's administrator opens
+   * them with B's recovery key, and they are the dossiers' keys. */
+  unlock_window (window);
+  indicator = relais_vault_view_get_sync_indicator (RELAIS_VAULT_VIEW (relais_window_get_view (window)));
+  g_assert_true (wait_until (window_sensitive, window));
+  watch.seen = 0;
+  sync_now (window, indicator);
+  g_assert_true (wait_until (wrap_on_server, &wait2));
+  g_assert_true (wrap_on_server (&wait));
+  g_assert_true (wait_until (window_sensitive, window));
+  g_assert_cmpuint (watch.seen, >=, 1);
+  g_assert_cmpint (relais_sync_indicator_get_state (indicator), ==, RELAIS_SYNC_STATE_IDLE);
+  g_assert_cmpstr (relais_sync_indicator_get_text (indicator), ==, "Synced just now");
+  g_assert_cmpstr (relais_window_get_state (window), ==, "vault");
+  assert_dossier_key (relais_window_get_vault (window), id, wait.key);
+  assert_dossier_key (relais_window_get_vault (window), id2, wait2.key);
+  relais_dossier_key_free (wait.key);
+  relais_dossier_key_free (wait2.key);
+
+  /* Nothing is left to fill: the next sync does not take the window's
+   * input again. */
+  watch.seen = 0;
+  sync_now (window, indicator);
+  settle (300);
+  g_assert_cmpuint (watch.seen, ==, 0);
+
+  /* Destroyed while the fill's worker uses the vault (quitting): the
+   * window waits for the cut worker before the vault closes. */
+  g_assert_true (wait_until (indicator_not_syncing, indicator));
+  relais_window_lock (window);
+  wait_for_state (window, "unlock");
+  vault = relais_vault_open (dir, PASSPHRASE, NULL, &error);
+  g_assert_no_error (error);
+  relais_vault_set_author (vault, "alice");
+  g_free (person->last_name);
+  person->last_name = g_strdup ("Rouquette");
+  id3 = relais_person_add (vault, person, &error);
+  g_assert_no_error (error);
+  g_assert_true (relais_sync_run (vault, &report, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_true (relais_sync_share (vault, id3, "Bruno Caylus", NULL, &error));
+  g_assert_no_error (error);
+  relais_vault_close (vault);
+  unlock_window (window);
+  indicator = relais_vault_view_get_sync_indicator (RELAIS_VAULT_VIEW (relais_window_get_view (window)));
+  g_assert_true (wait_until (window_sensitive, window));
+  watch.seen = 0;
+  watch.destroy = TRUE;
+  sync_now (window, indicator);
+  g_assert_true (wait_until (flag_is_false, &watch.destroy));
+  g_assert_cmpuint (watch.seen, ==, 1);
+  g_assert_finalize_object (window);
+  /* The vault closed cleanly: it opens, and has the dossiers. */
+  vault = relais_vault_open (dir, PASSPHRASE, NULL, &error);
+  g_assert_no_error (error);
+  {
+    g_autoptr(RelaisPerson) third = relais_person_get (vault, id3, &error);
+
+    g_assert_no_error (error);
+    g_assert_cmpstr (third->last_name, ==, "Rouquette");
+  }
+  relais_vault_close (vault);
+
+  server_stop (test_server);
+  sodium_free (recovery_sk);
+  relais_test_rm_rf (tmp);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -2435,6 +2778,7 @@ main (int   argc,
   g_test_add_func ("/ui/window/sync", test_ui_sync);
   g_test_add_func ("/ui/window/enrol-share", test_ui_enrol_share);
   g_test_add_func ("/ui/window/enrol-tls", test_ui_enrol_tls);
+  g_test_add_func ("/ui/window/recovery-fill", test_ui_recovery_fill);
 
   return g_test_run ();
 }

@@ -4,10 +4,16 @@
 
 #include <glib/gi18n.h>
 
+#include <string.h>
+
+#include <sodium.h>
+#include <sqlite3.h>
+
 #include "relais-client.h"
 #include "relais-spool.h"
 #include "relais-sync-controller.h"
 #include "relais-sync-engine.h"
+#include "relais-sync-recovery.h"
 
 /* A sync every so often while the vault is open (not on a metered link):
  * a colleague's change reaches an open dossier without anyone asking. */
@@ -51,6 +57,13 @@ struct _RelaisSyncController
   guint             holds;
   gboolean          held_seal;
   gboolean          held_begin;
+  /* Filling the recovery wraps other organisations lack, after a
+   * complete sync: first asked without the vault, then, when this vault
+   * holds keys to wrap, done by a worker with the vault held
+   * (fill_vault, one of the holds). */
+  struct _FillData *fill;         /* the fill under way (its task owns it), or NULL */
+  GCancellable     *fill_cancellable;
+  gboolean          fill_vault;
 };
 
 G_DEFINE_FINAL_TYPE (RelaisSyncController, relais_sync_controller, G_TYPE_OBJECT)
@@ -238,6 +251,313 @@ exchange_thread (GTask        *task,
 
 static void exchange_done (GObject *object, GAsyncResult *result, gpointer user_data);
 
+/* ---- Filling the recovery wraps (PROTOCOL.md §5.2) ----------------------
+ *
+ * What relaisctl sync does after a complete sync.  Asking the server what
+ * is missing needs no vault, and nearly always finds nothing this device
+ * can fill: that part runs beside the window.  Only when the vault holds
+ * a key to wrap does a worker run relais_sync_fill_recovery() with the
+ * vault held, the window taking no input meanwhile (the vault's
+ * connection is the main thread's).  A failure is no failure of the
+ * sync, which completed: logged, and the next complete sync asks again. */
+
+/* Bounds the question: a server that keeps answering cannot keep the
+ * device busy (500 entries a page). */
+#define FILL_MAX_PAGES 200
+
+typedef struct _FillData {
+  char         *vault_dir;
+  RelaisVault  *vault;      /* the worker's while it fills (not owned) */
+  guint         generation;
+  /* The worker no longer uses the vault: what set_vault (NULL) waits for
+   * when it cannot wait for the main loop (the window is being destroyed). */
+  GMutex        mutex;
+  GCond         cond;
+  gboolean      done;
+  /* set_vault () waited and dropped the hold: the result goes nowhere. */
+  gboolean      abandoned;
+} FillData;
+
+static void
+fill_data_free (FillData *data)
+{
+  g_free (data->vault_dir);
+  g_mutex_clear (&data->mutex);
+  g_cond_clear (&data->cond);
+  g_free (data);
+}
+
+static FillData *
+fill_data_new (RelaisSyncController *self)
+{
+  FillData *data = g_new0 (FillData, 1);
+
+  data->vault_dir = g_strdup (relais_vault_get_dir (self->vault));
+  data->generation = self->generation;
+  g_mutex_init (&data->mutex);
+  g_cond_init (&data->cond);
+  return data;
+}
+
+static RelaisClient *
+fill_client (const char  *vault_dir,
+             GError     **error)
+{
+  /* Its own spool object: the main thread keeps using its one. */
+  g_autoptr(RelaisSpool) spool = relais_spool_open (vault_dir, error);
+
+  if (spool == NULL)
+    return NULL;
+  return relais_spool_make_client (spool, error);
+}
+
+/* In a worker, without the vault: every entry the server says is missing. */
+static void
+fill_ask_thread (GTask        *task,
+                 gpointer      source_object,
+                 gpointer      task_data,
+                 GCancellable *cancellable)
+{
+  FillData *data = task_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(RelaisClient) client = fill_client (data->vault_dir, &error);
+  g_autoptr(GPtrArray) missing = NULL;
+  g_autofree char *after_dossier = NULL;
+  g_autofree char *after_org = NULL;
+
+  if (client == NULL)
+    {
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  missing = g_ptr_array_new_with_free_func ((GDestroyNotify) relais_recovery_missing_free);
+  for (guint page_n = 0; page_n < FILL_MAX_PAGES; page_n++)
+    {
+      g_autoptr(GPtrArray) page = relais_client_recovery_missing (client, after_dossier, after_org,
+                                                                  cancellable, &error);
+      RelaisRecoveryMissing *last;
+
+      if (page == NULL)
+        {
+          g_task_return_error (task, g_steal_pointer (&error));
+          return;
+        }
+      if (page->len == 0)
+        break;
+      last = g_ptr_array_index (page, page->len - 1);
+      g_free (after_dossier);
+      g_free (after_org);
+      after_dossier = g_strdup (last->dossier_id);
+      after_org = g_strdup (last->org);
+      for (guint i = 0; i < page->len; i++)
+        g_ptr_array_add (missing, g_steal_pointer (&page->pdata[i]));
+      g_ptr_array_set_free_func (page, NULL);
+    }
+  g_task_return_pointer (task, g_steal_pointer (&missing), (GDestroyNotify) g_ptr_array_unref);
+}
+
+/* Whether the vault holds a key of @missing that relais_sync_fill_recovery()
+ * would wrap: the same rules (its own organisation's key, when learnt at
+ * enrolment, is the only one it wraps to for that organisation). */
+static gboolean
+vault_can_fill (RelaisVault  *vault,
+                GPtrArray    *missing,
+                GError      **error)
+{
+  sqlite3 *db = relais_vault_get_db (vault);
+  g_autoptr(sqlite3_stmt) identity = NULL;
+  g_autoptr(sqlite3_stmt) key = NULL;
+  g_autofree char *own_org = NULL;
+  gconstpointer own_pk = NULL;
+  int rc;
+
+  if (sqlite3_prepare_v2 (db, "SELECT org, recovery_pk FROM sync_identity WHERE id = 1", -1,
+                          &identity, NULL) != SQLITE_OK
+      || sqlite3_prepare_v2 (db, "SELECT 1 FROM sync_key WHERE dossier = ?1 AND epoch = ?2", -1,
+                             &key, NULL) != SQLITE_OK)
+    {
+      relais_vault_set_sqlite_error (vault, sqlite3_errcode (db), _("Could not read the vault"), error);
+      return FALSE;
+    }
+  rc = sqlite3_step (identity);
+  if (rc == SQLITE_ROW)
+    {
+      own_org = g_strdup ((const char *) sqlite3_column_text (identity, 0));
+      if (sqlite3_column_type (identity, 1) == SQLITE_BLOB
+          && sqlite3_column_bytes (identity, 1) == crypto_box_PUBLICKEYBYTES)
+        own_pk = sqlite3_column_blob (identity, 1);
+    }
+
+  for (guint i = 0; i < missing->len; i++)
+    {
+      RelaisRecoveryMissing *entry = g_ptr_array_index (missing, i);
+
+      if (own_pk != NULL && g_strcmp0 (entry->org, own_org) == 0
+          && memcmp (entry->recovery_key, own_pk, crypto_box_PUBLICKEYBYTES) != 0)
+        continue;
+      for (guint j = 0; j < entry->epochs->len; j++)
+        {
+          sqlite3_reset (key);
+          sqlite3_bind_text (key, 1, entry->dossier_id, -1, SQLITE_STATIC);
+          sqlite3_bind_int64 (key, 2, g_array_index (entry->epochs, guint32, j));
+          rc = sqlite3_step (key);
+          if (rc == SQLITE_ROW)
+            return TRUE;
+          if (rc != SQLITE_DONE)
+            {
+              relais_vault_set_sqlite_error (vault, rc, _("Could not read the vault"), error);
+              return FALSE;
+            }
+        }
+    }
+  return FALSE;
+}
+
+/* In a worker, the vault held: the fill itself. */
+static void
+fill_thread (GTask        *task,
+             gpointer      source_object,
+             gpointer      task_data,
+             GCancellable *cancellable)
+{
+  FillData *data = task_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(RelaisClient) client = fill_client (data->vault_dir, &error);
+  guint filled = 0;
+  gboolean ok = FALSE;
+
+  if (client != NULL)
+    ok = relais_sync_fill_recovery (data->vault, client, &filled, cancellable, &error);
+  g_mutex_lock (&data->mutex);
+  data->done = TRUE;
+  g_cond_signal (&data->cond);
+  g_mutex_unlock (&data->mutex);
+  if (!ok)
+    g_task_return_error (task, g_steal_pointer (&error));
+  else
+    g_task_return_int (task, filled);
+}
+
+/* Messages of the client and the vault name no person: a status, a
+ * reason.  Not a warning when it was only cut. */
+static void
+fill_log_failure (const char   *what,
+                  const GError *error)
+{
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED)
+      || error->domain == RELAIS_CLIENT_ERROR)
+    g_debug ("sync: recovery wraps not filled (%s; the next sync tries again): %s", what, error->message);
+  else
+    g_warning ("Recovery wraps not filled (%s; the next sync tries again): %s", what, error->message);
+}
+
+static void
+fill_done (GObject      *object,
+           GAsyncResult *result,
+           gpointer      user_data)
+{
+  RelaisSyncController *self = RELAIS_SYNC_CONTROLLER (object);
+  FillData *data = g_task_get_task_data (G_TASK (result));
+  g_autoptr(GError) error = NULL;
+  gssize filled = g_task_propagate_int (G_TASK (result), &error);
+
+  if (data->abandoned)
+    return;
+  g_assert (self->fill == data && self->fill_vault);
+  self->fill = NULL;
+  self->fill_vault = FALSE;
+  g_clear_object (&self->fill_cancellable);
+  if (filled < 0)
+    fill_log_failure ("fill", error);
+  else
+    g_debug ("sync: filled %" G_GSSIZE_FORMAT " recovery wraps", filled);
+  relais_sync_controller_release (self);
+  update (self);
+}
+
+static void
+fill_ask_done (GObject      *object,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  RelaisSyncController *self = RELAIS_SYNC_CONTROLLER (object);
+  FillData *data = g_task_get_task_data (G_TASK (result));
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) missing = g_task_propagate_pointer (G_TASK (result), &error);
+  g_autoptr(GTask) task = NULL;
+  FillData *fill;
+  gboolean can_fill;
+
+  /* Locked (or unlocked again) meanwhile: set_vault () let it go. */
+  if (self->fill != data)
+    return;
+  self->fill = NULL;
+  if (missing == NULL)
+    {
+      g_clear_object (&self->fill_cancellable);
+      fill_log_failure ("asking", error);
+      return;
+    }
+  /* A worker holds the vault, or a sync started: this one gives way, the
+   * next complete sync asks again. */
+  if (missing->len == 0 || self->vault == NULL || self->holds > 0 || self->busy)
+    {
+      g_clear_object (&self->fill_cancellable);
+      return;
+    }
+  can_fill = vault_can_fill (self->vault, missing, &error);
+  if (!can_fill)
+    {
+      g_clear_object (&self->fill_cancellable);
+      if (error != NULL)
+        fill_log_failure ("reading", error);
+      return;
+    }
+
+  fill = fill_data_new (self);
+  fill->vault = self->vault;
+  relais_sync_controller_hold (self);
+  self->fill = fill;
+  self->fill_vault = TRUE;
+  task = g_task_new (self, self->fill_cancellable, fill_done, NULL);
+  g_task_set_source_tag (task, fill_ask_done);
+  g_task_set_task_data (task, fill, (GDestroyNotify) fill_data_free);
+  g_task_run_in_thread (task, fill_thread);
+  /* The window stops taking input. */
+  update (self);
+}
+
+/* After a complete sync, once: not while a fill runs or a worker holds
+ * the vault. */
+static void
+start_fill (RelaisSyncController *self)
+{
+  g_autoptr(GTask) task = NULL;
+
+  if (self->fill != NULL || self->vault == NULL || !self->enrolled || self->holds > 0)
+    return;
+  self->fill = fill_data_new (self);
+  self->fill_cancellable = g_cancellable_new ();
+  task = g_task_new (self, self->fill_cancellable, fill_ask_done, NULL);
+  g_task_set_source_tag (task, start_fill);
+  g_task_set_task_data (task, self->fill, (GDestroyNotify) fill_data_free);
+  g_task_run_in_thread (task, fill_ask_thread);
+}
+
+/* Stops the fill under way.  The vault's part, if it runs, still ends in
+ * its thread (libcurl notices within a second): is_filling () says when. */
+static void
+cancel_fill (RelaisSyncController *self)
+{
+  g_cancellable_cancel (self->fill_cancellable);
+  if (!self->fill_vault)
+    {
+      /* Asking only: nothing of the vault to wait for. */
+      self->fill = NULL;
+      g_clear_object (&self->fill_cancellable);
+    }
+}
+
 static void
 finish (RelaisSyncController *self,
         gboolean              manual,
@@ -415,7 +735,10 @@ exchange_done (GObject      *object,
       self->again = FALSE;
       self->again_manual = FALSE;
       start_exchange (self, again_manual);
+      /* Its end fills. */
+      return;
     }
+  start_fill (self);
 }
 
 static gboolean
@@ -506,6 +829,7 @@ relais_sync_controller_finalize (GObject *object)
   RelaisSyncController *self = (RelaisSyncController *)object;
 
   g_clear_pointer (&self->error, g_free);
+  g_clear_object (&self->fill_cancellable);
 
   G_OBJECT_CLASS (relais_sync_controller_parent_class)->finalize (object);
 }
@@ -564,6 +888,34 @@ relais_sync_controller_set_vault (RelaisSyncController *self,
 
   if (self->vault == vault)
     return;
+
+  if (self->fill != NULL)
+    {
+      FillData *fill = self->fill;
+      gboolean was_vault = self->fill_vault;
+
+      cancel_fill (self);
+      if (was_vault)
+        {
+          gint64 start = g_get_monotonic_time ();
+
+          /* The window locks after the fill's end (is_filling ()): this
+           * is the window going away.  Its worker, cancelled, stops
+           * using the vault within a second (libcurl's progress calls):
+           * the vault must not close under it. */
+          g_mutex_lock (&fill->mutex);
+          while (!fill->done)
+            g_cond_wait (&fill->cond, &fill->mutex);
+          g_mutex_unlock (&fill->mutex);
+          g_debug ("sync: waited %" G_GINT64_FORMAT " ms for the recovery fill to stop",
+                   (g_get_monotonic_time () - start) / 1000);
+          fill->abandoned = TRUE;
+          self->fill = NULL;
+          self->fill_vault = FALSE;
+          g_clear_object (&self->fill_cancellable);
+          self->holds--;
+        }
+    }
 
   if (self->vault != NULL)
     {
@@ -685,7 +1037,32 @@ relais_sync_controller_is_busy (RelaisSyncController *self)
 {
   g_return_val_if_fail (RELAIS_IS_SYNC_CONTROLLER (self), FALSE);
 
-  return self->busy;
+  return self->busy || self->fill_vault;
+}
+
+/**
+ * relais_sync_controller_is_filling:
+ *
+ * A worker thread fills recovery wraps with the vault (after a complete
+ * sync): nothing else may use the vault until this turns FALSE ("changed"
+ * tells).  relais_sync_controller_cancel_fill() shortens it.
+ */
+gboolean
+relais_sync_controller_is_filling (RelaisSyncController *self)
+{
+  g_return_val_if_fail (RELAIS_IS_SYNC_CONTROLLER (self), FALSE);
+
+  return self->fill_vault;
+}
+
+/* Before a lock or a close: the fill stops soon ("changed" tells). */
+void
+relais_sync_controller_cancel_fill (RelaisSyncController *self)
+{
+  g_return_if_fail (RELAIS_IS_SYNC_CONTROLLER (self));
+
+  if (self->fill != NULL)
+    cancel_fill (self);
 }
 
 RelaisSyncState
@@ -751,6 +1128,10 @@ relais_sync_controller_hold (RelaisSyncController *self)
 {
   g_return_if_fail (RELAIS_IS_SYNC_CONTROLLER (self));
 
+  /* A person's action goes before the fill: it is cut (the next sync
+   * fills), and its end is waited for like an exchange's (is_busy ()). */
+  if (self->fill != NULL)
+    cancel_fill (self);
   if (self->holds++ > 0)
     return;
   if (self->seal_source != 0)
@@ -814,12 +1195,14 @@ relais_sync_controller_release (RelaisSyncController *self)
     }
 }
 
+/* Held by a worker of a dialog (enrolment, sharing); the fill's hold is
+ * is_filling ()'s. */
 gboolean
 relais_sync_controller_is_held (RelaisSyncController *self)
 {
   g_return_val_if_fail (RELAIS_IS_SYNC_CONTROLLER (self), FALSE);
 
-  return self->holds > 0;
+  return self->holds > (self->fill_vault ? 1 : 0);
 }
 
 /**

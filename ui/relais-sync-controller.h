@@ -64,6 +64,12 @@ GHashTable      *relais_sync_controller_get_directory (RelaisSyncController *sel
 void             relais_sync_controller_hold          (RelaisSyncController *self);
 void             relais_sync_controller_release       (RelaisSyncController *self);
 gboolean         relais_sync_controller_is_held       (RelaisSyncController *self);
+/* After a complete sync, a worker thread may fill the recovery wraps
+ * other organisations lack (as relaisctl sync does), with the vault:
+ * meanwhile the window takes no input and does not lock or close; a
+ * cancel makes it end within a second, then "changed" is emitted. */
+gboolean         relais_sync_controller_is_filling    (RelaisSyncController *self);
+void             relais_sync_controller_cancel_fill   (RelaisSyncController *self);
 /* The vault was enrolled meanwhile: reads its identity again. */
 void             relais_sync_controller_reload        (RelaisSyncController *self);
 /* The last failure's message, or NULL. */

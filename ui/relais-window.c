@@ -38,6 +38,15 @@ struct _RelaisWindow
   char                 *sync_notice; /* what it said */
   guint                 n_conflicts;
   guint                 sync_frames;
+  /* The recovery fill (after a sync) uses the vault in a worker: the
+   * window takes no input, and a lock or a close asked meanwhile waits
+   * for its end (cancelled, a second at most). */
+  gboolean              fill_shown;
+  GtkWidget            *fill_focus;   /* owned: the focus to give back */
+  gboolean              lock_after_fill;
+  gboolean              lock_after_fill_idle;
+  gboolean              close_after_fill;
+  guint                 after_fill_source;
   gint64                last_activity;
   /* When Unlock was pressed, until the first rows are on screen
    * (G_MESSAGES_DEBUG=relais-ui prints the time it took). */
@@ -354,6 +363,16 @@ lock (RelaisWindow *self,
   /* A worker thread uses the vault: its end comes first. */
   if (relais_sync_controller_is_held (self->sync))
     return;
+  /* The recovery fill's worker: cut, and the lock follows its end
+   * (on_sync_changed ()), without waiting on the network here. */
+  if (relais_sync_controller_is_filling (self->sync))
+    {
+      /* The person's own lock speaks louder than the idle one. */
+      self->lock_after_fill_idle = self->lock_after_fill ? self->lock_after_fill_idle && idle : idle;
+      self->lock_after_fill = TRUE;
+      relais_sync_controller_cancel_fill (self->sync);
+      return;
+    }
 
   close_dialogs (self);
   relais_conflicts_page_set_vault (self->conflicts_page, NULL);
@@ -673,9 +692,72 @@ update_sync_indicator (RelaisWindow *self)
   update_actions (self);
 }
 
+/* The window and its dialogs take no input while the fill's worker uses
+ * the vault: every click, key or timer they answer may read it. */
+static void
+show_filling (RelaisWindow *self,
+              gboolean      filling)
+{
+  GListModel *toplevels = gtk_window_get_toplevels ();
+
+  if (self->fill_shown == filling)
+    return;
+  self->fill_shown = filling;
+  if (filling)
+    {
+      /* GTK 4.8 warns when the focused text of a window becomes
+       * insensitive: the focus goes, and comes back after. */
+      GtkWidget *focus = gtk_window_get_focus (GTK_WINDOW (self));
+
+      g_set_object (&self->fill_focus, focus);
+      gtk_window_set_focus (GTK_WINDOW (self), NULL);
+    }
+  gtk_widget_set_sensitive (GTK_WIDGET (self), !filling);
+  for (guint i = 0; i < g_list_model_get_n_items (toplevels); i++)
+    {
+      g_autoptr(GtkWindow) window = g_list_model_get_item (toplevels, i);
+
+      if (gtk_window_get_transient_for (window) == GTK_WINDOW (self))
+        gtk_widget_set_sensitive (GTK_WIDGET (window), !filling);
+    }
+  if (!filling)
+    {
+      if (self->fill_focus != NULL && gtk_widget_get_root (self->fill_focus) == GTK_ROOT (self))
+        gtk_window_set_focus (GTK_WINDOW (self), self->fill_focus);
+      g_clear_object (&self->fill_focus);
+    }
+}
+
+static gboolean
+after_fill_idle (gpointer user_data)
+{
+  RelaisWindow *self = user_data;
+
+  self->after_fill_source = 0;
+  if (self->close_after_fill)
+    {
+      self->close_after_fill = FALSE;
+      self->lock_after_fill = FALSE;
+      gtk_window_close (GTK_WINDOW (self));
+    }
+  else if (self->lock_after_fill)
+    {
+      /* Asked once: lock () asks again if another fill runs by now. */
+      self->lock_after_fill = FALSE;
+      lock (self, self->lock_after_fill_idle);
+    }
+  return G_SOURCE_REMOVE;
+}
+
 static void
 on_sync_changed (RelaisWindow *self)
 {
+  gboolean filling = relais_sync_controller_is_filling (self->sync);
+
+  show_filling (self, filling);
+  /* Not inside the controller's emission: it goes on after it. */
+  if (!filling && (self->lock_after_fill || self->close_after_fill) && self->after_fill_source == 0)
+    self->after_fill_source = g_idle_add (after_fill_idle, self);
   update_sync_indicator (self);
 }
 
@@ -1235,6 +1317,13 @@ relais_window_close_request (GtkWindow *window)
 
   if (self->sync != NULL && relais_sync_controller_is_held (self->sync))
     return TRUE;
+  /* The recovery fill's worker: cut, and the close follows its end. */
+  if (self->sync != NULL && relais_sync_controller_is_filling (self->sync))
+    {
+      self->close_after_fill = TRUE;
+      relais_sync_controller_cancel_fill (self->sync);
+      return TRUE;
+    }
   return GTK_WINDOW_CLASS (relais_window_parent_class)->close_request (window);
 }
 
@@ -1245,9 +1334,13 @@ relais_window_dispose (GObject *object)
 
   g_cancellable_cancel (self->cancellable);
   g_clear_handle_id (&self->idle_source, g_source_remove);
+  g_clear_handle_id (&self->after_fill_source, g_source_remove);
+  /* Waits for the recovery fill's worker, cancelled, if one still uses
+   * the vault (quitting does not ask the window to close first). */
   if (self->sync != NULL)
     relais_sync_controller_set_vault (self->sync, NULL);
   g_clear_object (&self->sync);
+  g_clear_object (&self->fill_focus);
   g_clear_weak_pointer (&self->sync_toast);
   if (self->view != NULL)
     {
