@@ -765,6 +765,68 @@ test_split (Fixture       *fx,
                    count_rows (&fx->a, "SELECT count(*) FROM op"));
 }
 
+/* A pull of many dossiers at once: signatures are checked and keys read
+ * ahead on a second thread, applied files unlinked on a third; one forged
+ * signature among them is still refused, and the rest all land. */
+static void
+test_many_dossiers (Fixture       *fx,
+                    gconstpointer  data)
+{
+  g_autoptr(GPtrArray) ids = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GPtrArray) names = NULL;
+  g_autofree char *out = spool_path (&fx->a, "out");
+  g_autofree char *forged = NULL;
+  g_autofree char *forged_dossier = NULL;
+  gsize forged_len = 0;
+  Refusals refusals;
+  RelaisSyncReport report;
+
+  for (guint i = 0; i < 40; i++)
+    {
+      g_autofree char *last = g_strdup_printf ("Nom%02u", i);
+
+      g_ptr_array_add (ids, add_person (&fx->a, last, "Lot"));
+    }
+  g_assert_cmpuint (seal (&fx->a), >=, 40);
+  for (guint i = 0; i < ids->len; i++)
+    give_keys (&fx->a, &fx->b, g_ptr_array_index (ids, i));
+
+  /* The 20th envelope's signature, one bit off. */
+  names = list_files (&fx->a, "out");
+  {
+    g_autofree char *path = g_build_filename (out, g_ptr_array_index (names, 20), NULL);
+    g_auto(RelaisChangesetHeader) header = { 0 };
+    g_autoptr(GError) error = NULL;
+
+    g_assert_true (g_file_get_contents (path, &forged, &forged_len, &error));
+    g_assert_true (relais_changeset_peek ((const guint8 *) forged, forged_len, &header, &error));
+    forged_dossier = g_strdup (header.dossier);
+    forged[forged_len - 1] ^= 1;
+    g_assert_true (g_file_set_contents (path, forged, forged_len, &error));
+  }
+  g_assert_cmpuint (deliver (&fx->a, &fx->b, TRUE), ==, names->len);
+
+  refusals_init (&refusals);
+  report = apply_with (&fx->b, &refusals);
+  g_assert_cmpuint (report.rejected, ==, 1);
+  g_assert_cmpuint (refused_with (&refusals, RELAIS_SYNC_ERROR_SIGNATURE), ==, 1);
+  g_assert_cmpstr (refusals.last_dossier, ==, forged_dossier);
+  g_assert_cmpuint (report.waiting, ==, 0);
+  refusals_clear (&refusals);
+
+  /* Applied and refused files are gone. */
+  g_assert_cmpuint (list_files (&fx->b, "in")->len, ==, 0);
+  /* Every dossier but the forged one's. */
+  for (guint i = 0; i < ids->len; i++)
+    {
+      const char *id = g_ptr_array_index (ids, i);
+      g_autofree char *sql = g_strdup_printf ("SELECT count(*) FROM person WHERE id = '%s'", id);
+
+      g_assert_cmpint (count_rows (&fx->b, sql), ==, strcmp (id, forged_dossier) == 0 ? 0 : 1);
+    }
+  g_assert_cmpint (count_rows (&fx->b, "SELECT count(*) FROM person"), ==, 39);
+}
+
 /* The server retired an envelope (epoch_retired after a rotation): once
  * the new key is in, it is sealed again at the new epoch. */
 static void
@@ -1499,6 +1561,7 @@ main (int argc, char **argv)
   ADD ("reseal-after-crash", test_reseal_after_crash);
   ADD ("split", test_split);
   ADD ("retired", test_retired);
+  ADD ("many-dossiers", test_many_dossiers);
   ADD ("hostile-keys", test_hostile_keys);
   ADD ("bundle-cli", test_bundle_cli);
   ADD ("cli-offline", test_cli_offline);
