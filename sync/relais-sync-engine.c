@@ -54,10 +54,12 @@ typedef enum {
  * every time (measured: a third of a fresh device's initial pull).  The
  * everyday size comes back when the apply ends. */
 #define APPLY_CACHE_KIB       (96 * 1024)
-/* And the WAL may grow to this many pages (64 MiB) between checkpoints, so
- * that a page several batches write is copied to the database (decrypted
- * and encrypted again) once, not once per batch. */
-#define APPLY_CHECKPOINT_PAGES 16384
+/* And the WAL may grow to this many pages (256 MiB) between checkpoints,
+ * so that a page several batches write is copied to the database
+ * (decrypted and encrypted again) once, not once per batch: a pull of
+ * 10,000 dossiers then checkpoints once, at its end.  The file keeps that
+ * size until the vault closes. */
+#define APPLY_CHECKPOINT_PAGES 65536
 
 /* An envelope's fixed overhead (header, tag, signature, author and device
  * ids) is below this; the rest of RELAIS_CHANGESET_MAX_SIZE is for ops. */
