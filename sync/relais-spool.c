@@ -1390,6 +1390,9 @@ typedef struct {
   char                 *refusal;
   guint                 refusals;
   RelaisClientError     refusal_code;
+  /* relais_spool_exchange_direct(): pulled pages go there, not to in/. */
+  RelaisSpoolPageFunc   page_func;
+  gpointer              page_data;
 } Exchange;
 
 static RelaisClientError
@@ -1657,12 +1660,343 @@ scan_in (RelaisSpool  *spool,
   return g_steal_pointer (&ids);
 }
 
+/* Writes @envelopes of @page (those not in in/ already) and, when
+ * @with_keys, the page's keys, durably; then saves the cursor past @page.
+ * Returns the number of envelopes named in in/ through @out_named. */
+static gboolean
+save_page (Exchange        *x,
+           State           *state,
+           GHashTable      *ids,
+           guint64         *counter,
+           RelaisPullPage  *page,
+           GPtrArray       *envelopes,
+           gboolean         with_keys,
+           guint           *out_named,
+           GError         **error)
+{
+  g_autofree char *in = g_build_filename (x->spool->dir, "in", NULL);
+  g_autofree char *keys_dir = g_build_filename (x->spool->dir, "keys", NULL);
+  g_autoptr(GPtrArray) pending = g_ptr_array_new_with_free_func ((GDestroyNotify) pending_file_free);
+  guint named = 0;
+
+  *out_named = 0;
+  for (guint i = 0; i < envelopes->len; i++)
+    {
+      GBytes *envelope = g_ptr_array_index (envelopes, i);
+      g_auto(RelaisChangesetHeader) header = { 0 };
+      char hex[RELAIS_CHANGESET_ID_SIZE * 2 + 1];
+      g_autofree char *name = NULL;
+      gsize len;
+      const guint8 *data = g_bytes_get_data (envelope, &len);
+
+      if (!relais_changeset_peek (data, len, &header, error))
+        return FALSE;   /* the client checked it already */
+      sodium_bin2hex (hex, sizeof hex, header.id, sizeof header.id);
+      if (g_hash_table_contains (ids, hex))
+        continue;
+      (*counter)++;
+      name = g_strdup_printf ("%020" G_GUINT64_FORMAT "-%s.rlcs", *counter, hex);
+      if (!add_pending (pending, in, ".pull", name, data, len, error))
+        return FALSE;
+      g_hash_table_add (ids, g_strdup (hex));
+    }
+  named = pending->len;
+  for (guint i = 0; with_keys && i < page->keys->len; i++)
+    {
+      RelaisDossierKeys *keys = g_ptr_array_index (page->keys, i);
+      g_autofree char *name = g_strconcat (keys->dossier_id, ".json", NULL);
+      g_autofree char *text = relais_dossier_keys_to_json (keys);
+
+      if (!add_pending (pending, keys_dir, ".pull", name, text, strlen (text), error))
+        return FALSE;
+    }
+  /* The page is written hidden, made durable by one syncfs() (rather
+   * than 500 fsyncs, which cost more than the rest of the pull), then
+   * named: a name in in/ or keys/ always holds a whole file, even
+   * after a power cut, and the engine never reads half a page. */
+  if (pending->len > 0
+      && (!commit_pending (pending, in, error)
+          || (named > 0 && !fsync_dir (in, error))
+          || (pending->len > named && !fsync_dir (keys_dir, error))))
+    return FALSE;
+  *out_named = named;
+
+  /* Only now that the page is on disk (or applied) may the cursor pass
+   * it. */
+  if (page->more && g_strcmp0 (page->cursor, state->cursor) == 0)
+    {
+      g_set_error_literal (error, RELAIS_CLIENT_ERROR, RELAIS_CLIENT_ERROR_PROTOCOL,
+                           _("The server's answer is not valid: it announces more change sets but its cursor does not move."));
+      return FALSE;
+    }
+  g_free (state->cursor);
+  state->cursor = g_strdup (page->cursor);
+  state->in_counter = *counter;
+  {
+    /* Reload the rest: status fields are not this loop's to keep. */
+    g_auto(State) current = { 0 };
+
+    if (!load_state (x->spool, &current, error))
+      return FALSE;
+    if (g_strcmp0 (current.device_id, state->device_id) != 0)
+      {
+        g_set_error_literal (error, RELAIS_CLIENT_ERROR, RELAIS_CLIENT_ERROR_FAILED,
+                             _("The vault was enrolled again during the sync."));
+        return FALSE;
+      }
+    g_free (current.cursor);
+    current.cursor = g_strdup (state->cursor);
+    current.in_counter = *counter;
+    if (!save_state (x->spool, &current, error))
+      return FALSE;
+  }
+  return TRUE;
+}
+
+/* Fetching pages ahead (relais_spool_exchange_direct()): a worker thread
+ * pulls page N+1 (HTTP, JSON, base64) while the caller takes page N.
+ * Only the worker uses the client until it is joined. */
+#define FETCH_AHEAD 8
+/* …and no more than this much of envelopes (answers may be of 8 MiB). */
+#define FETCH_AHEAD_BYTES (16 * 1024 * 1024)
+
+typedef struct {
+  RelaisClient *client;
+  GCancellable *cancellable; /* ours: a failure of the caller's side stops a pull under way */
+  char         *cursor;      /* the worker's: where the next pull starts */
+  GThread      *thread;      /* NULL: pull on the caller's thread */
+  GMutex        mutex;
+  GCond         cond;
+  GQueue        pages;       /* RelaisPullPage, fetched, not yet taken */
+  gsize         queued;      /* bytes of their envelopes */
+  gboolean      done;        /* the last page is queued, or an error */
+  gboolean      stop;        /* the caller wants no more */
+  GError       *error;       /* why the worker stopped early */
+} Fetcher;
+
+static gsize
+page_bytes (RelaisPullPage *page)
+{
+  gsize bytes = 0;
+
+  for (guint i = 0; i < page->changesets->len; i++)
+    bytes += g_bytes_get_size (g_ptr_array_index (page->changesets, i));
+  return bytes;
+}
+
+/* Pulls one page into the queue; FALSE when there is nothing more to
+ * pull (last page, or an error kept in @f->error). */
+static gboolean
+fetch_step (Fetcher *f)
+{
+  GError *local = NULL;
+  RelaisPullPage *page;
+  gboolean more;
+
+  page = relais_client_pull (f->client, f->cursor, PULL_LIMIT, f->cancellable, &local);
+  if (page != NULL && page->more && g_strcmp0 (page->cursor, f->cursor) == 0)
+    {
+      g_set_error_literal (&local, RELAIS_CLIENT_ERROR, RELAIS_CLIENT_ERROR_PROTOCOL,
+                           _("The server's answer is not valid: it announces more change sets but its cursor does not move."));
+      g_clear_pointer (&page, relais_pull_page_free);
+    }
+  more = page != NULL && page->more;
+  if (page != NULL)
+    {
+      g_free (f->cursor);
+      f->cursor = g_strdup (page->cursor);
+    }
+  g_mutex_lock (&f->mutex);
+  if (page != NULL)
+    {
+      g_queue_push_tail (&f->pages, page);
+      f->queued += page_bytes (page);
+    }
+  else
+    f->error = local;
+  if (!more)
+    f->done = TRUE;
+  g_cond_broadcast (&f->cond);
+  g_mutex_unlock (&f->mutex);
+  return more;
+}
+
+static gpointer
+fetch_pages (gpointer data)
+{
+  Fetcher *f = data;
+
+  for (;;)
+    {
+      gboolean stop;
+
+      g_mutex_lock (&f->mutex);
+      while (!f->stop && (f->pages.length >= FETCH_AHEAD || f->queued >= FETCH_AHEAD_BYTES))
+        g_cond_wait (&f->cond, &f->mutex);
+      stop = f->stop;
+      g_mutex_unlock (&f->mutex);
+      if (stop || !fetch_step (f))
+        break;
+    }
+  g_mutex_lock (&f->mutex);
+  f->done = TRUE;
+  g_cond_broadcast (&f->cond);
+  g_mutex_unlock (&f->mutex);
+  return NULL;
+}
+
+/* The next page in order, or NULL with the error that ended the pull. */
+static RelaisPullPage *
+fetch_next (Fetcher  *f,
+            GError  **error)
+{
+  RelaisPullPage *page;
+
+  if (f->thread == NULL)
+    {
+      g_mutex_lock (&f->mutex);
+      gboolean need = f->pages.length == 0 && !f->done;
+      g_mutex_unlock (&f->mutex);
+      if (need)
+        fetch_step (f);
+    }
+  g_mutex_lock (&f->mutex);
+  while (f->pages.length == 0 && !f->done)
+    g_cond_wait (&f->cond, &f->mutex);
+  page = g_queue_pop_head (&f->pages);
+  if (page != NULL)
+    f->queued -= page_bytes (page);
+  g_cond_broadcast (&f->cond);
+  if (page == NULL)
+    {
+      if (f->error != NULL)
+        g_propagate_error (error, g_steal_pointer (&f->error));
+      else
+        g_set_error_literal (error, RELAIS_CLIENT_ERROR, RELAIS_CLIENT_ERROR_FAILED,
+                             _("The pull ended before its last page."));
+    }
+  g_mutex_unlock (&f->mutex);
+  return page;
+}
+
+/* A page already fetched, or NULL (without waiting). */
+static RelaisPullPage *
+fetch_ready (Fetcher *f)
+{
+  RelaisPullPage *page;
+
+  g_mutex_lock (&f->mutex);
+  page = g_queue_pop_head (&f->pages);
+  if (page != NULL)
+    f->queued -= page_bytes (page);
+  g_cond_broadcast (&f->cond);
+  g_mutex_unlock (&f->mutex);
+  return page;
+}
+
+/* Stops and joins the worker, dropping pages it fetched ahead. */
+static void
+fetcher_clear (Fetcher *f)
+{
+  g_mutex_lock (&f->mutex);
+  f->stop = TRUE;
+  g_cond_broadcast (&f->cond);
+  g_mutex_unlock (&f->mutex);
+  g_cancellable_cancel (f->cancellable);
+  if (f->thread != NULL)
+    g_thread_join (g_steal_pointer (&f->thread));
+  g_queue_clear_full (&f->pages, (GDestroyNotify) relais_pull_page_free);
+  g_clear_error (&f->error);
+  g_clear_pointer (&f->cursor, g_free);
+  g_clear_object (&f->cancellable);
+  g_mutex_clear (&f->mutex);
+  g_cond_clear (&f->cond);
+}
+
+/* Pages handed over together (at most): about one commit's worth for the
+ * engine (4,000 envelopes), fetched while the previous ones apply. */
+#define DIRECT_BATCH_PAGES FETCH_AHEAD
+
+static void
+forward_cancel (GCancellable *cancellable,
+                gpointer      data)
+{
+  g_cancellable_cancel (data);
+}
+
+static gboolean
+exchange_pull_direct (Exchange    *x,
+                      State       *state,
+                      GHashTable  *ids,
+                      guint64     *counter,
+                      GError     **error)
+{
+  Fetcher f = { 0 };
+  gboolean ok = TRUE;
+  gulong handler = 0;
+
+  f.client = x->client;
+  f.cancellable = g_cancellable_new ();
+  if (x->cancellable != NULL)
+    handler = g_cancellable_connect (x->cancellable, G_CALLBACK (forward_cancel),
+                                     f.cancellable, NULL);
+  f.cursor = g_strdup (state->cursor);
+  g_mutex_init (&f.mutex);
+  g_cond_init (&f.cond);
+  g_queue_init (&f.pages);
+  f.thread = g_thread_try_new ("relais-fetch", fetch_pages, &f, NULL);
+
+  for (;;)
+    {
+      g_autoptr(GPtrArray) pages = g_ptr_array_new_with_free_func ((GDestroyNotify) relais_pull_page_free);
+      g_autoptr(GPtrArray) keep = NULL;
+      RelaisPullPage *page = fetch_next (&f, error);
+      RelaisPullPage *last;
+      guint named = 0;
+      gsize bytes;
+
+      /* Waits for one page; takes those already fetched with it. */
+      if (page == NULL)
+        {
+          ok = FALSE;
+          break;
+        }
+      g_ptr_array_add (pages, page);
+      bytes = page_bytes (page);
+      while (pages->len < DIRECT_BATCH_PAGES && bytes < FETCH_AHEAD_BYTES && page->more
+             && (page = fetch_ready (&f)) != NULL)
+        {
+          g_ptr_array_add (pages, page);
+          bytes += page_bytes (page);
+        }
+      last = g_ptr_array_index (pages, pages->len - 1);
+
+      keep = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+      if (!x->page_func (pages, keep, x->page_data, error))
+        {
+          ok = FALSE;
+          break;
+        }
+      for (guint i = 0; x->report != NULL && i < pages->len; i++)
+        x->report->pulled += ((RelaisPullPage *) g_ptr_array_index (pages, i))->changesets->len;
+      if (!save_page (x, state, ids, counter, last, keep, FALSE, &named, error))
+        {
+          ok = FALSE;
+          break;
+        }
+      if (!last->more)
+        break;
+    }
+  if (handler != 0)
+    g_cancellable_disconnect (x->cancellable, handler);
+  fetcher_clear (&f);
+  return ok;
+}
+
 static gboolean
 exchange_pull (Exchange  *x,
                GError   **error)
 {
-  g_autofree char *in = g_build_filename (x->spool->dir, "in", NULL);
-  g_autofree char *keys_dir = g_build_filename (x->spool->dir, "keys", NULL);
   g_autoptr(GHashTable) ids = NULL;
   g_auto(State) state = { 0 };
   guint64 counter = 0;
@@ -1674,84 +2008,21 @@ exchange_pull (Exchange  *x,
     return FALSE;
   counter = MAX (counter, state.in_counter);
 
+  if (x->page_func != NULL)
+    return exchange_pull_direct (x, &state, ids, &counter, error);
+
   for (;;)
     {
       g_autoptr(RelaisPullPage) page = NULL;
-      g_autoptr(GPtrArray) pending = g_ptr_array_new_with_free_func ((GDestroyNotify) pending_file_free);
       guint named = 0;
 
       page = relais_client_pull (x->client, state.cursor, PULL_LIMIT, x->cancellable, error);
       if (page == NULL)
         return FALSE;
-      for (guint i = 0; i < page->changesets->len; i++)
-        {
-          GBytes *envelope = g_ptr_array_index (page->changesets, i);
-          g_auto(RelaisChangesetHeader) header = { 0 };
-          char hex[RELAIS_CHANGESET_ID_SIZE * 2 + 1];
-          g_autofree char *name = NULL;
-          gsize len;
-          const guint8 *data = g_bytes_get_data (envelope, &len);
-
-          if (!relais_changeset_peek (data, len, &header, error))
-            return FALSE;   /* the client checked it already */
-          sodium_bin2hex (hex, sizeof hex, header.id, sizeof header.id);
-          if (g_hash_table_contains (ids, hex))
-            continue;
-          counter++;
-          name = g_strdup_printf ("%020" G_GUINT64_FORMAT "-%s.rlcs", counter, hex);
-          if (!add_pending (pending, in, ".pull", name, data, len, error))
-            return FALSE;
-          g_hash_table_add (ids, g_strdup (hex));
-        }
-      named = pending->len;
-      for (guint i = 0; i < page->keys->len; i++)
-        {
-          RelaisDossierKeys *keys = g_ptr_array_index (page->keys, i);
-          g_autofree char *name = g_strconcat (keys->dossier_id, ".json", NULL);
-          g_autofree char *text = relais_dossier_keys_to_json (keys);
-
-          if (!add_pending (pending, keys_dir, ".pull", name, text, strlen (text), error))
-            return FALSE;
-        }
-      /* The page is written hidden, made durable by one syncfs() (rather
-       * than 500 fsyncs, which cost more than the rest of the pull), then
-       * named: a name in in/ or keys/ always holds a whole file, even
-       * after a power cut, and the engine never reads half a page. */
-      if (!commit_pending (pending, in, error)
-          || (named > 0 && !fsync_dir (in, error))
-          || (pending->len > named && !fsync_dir (keys_dir, error)))
+      if (!save_page (x, &state, ids, &counter, page, page->changesets, TRUE, &named, error))
         return FALSE;
       if (x->report != NULL)
         x->report->pulled += named;
-
-      /* Only now that the page is on disk may the cursor pass it. */
-      if (page->more && g_strcmp0 (page->cursor, state.cursor) == 0)
-        {
-          g_set_error_literal (error, RELAIS_CLIENT_ERROR, RELAIS_CLIENT_ERROR_PROTOCOL,
-                               _("The server's answer is not valid: it announces more change sets but its cursor does not move."));
-          return FALSE;
-        }
-      g_free (state.cursor);
-      state.cursor = g_strdup (page->cursor);
-      state.in_counter = counter;
-      {
-        /* Reload the rest: status fields are not this loop's to keep. */
-        g_auto(State) current = { 0 };
-
-        if (!load_state (x->spool, &current, error))
-          return FALSE;
-        if (g_strcmp0 (current.device_id, state.device_id) != 0)
-          {
-            g_set_error_literal (error, RELAIS_CLIENT_ERROR, RELAIS_CLIENT_ERROR_FAILED,
-                                 _("The vault was enrolled again during the sync."));
-            return FALSE;
-          }
-        g_free (current.cursor);
-        current.cursor = g_strdup (state.cursor);
-        current.in_counter = counter;
-        if (!save_state (x->spool, &current, error))
-          return FALSE;
-      }
       if (!page->more)
         return TRUE;
     }
@@ -1822,16 +2093,18 @@ record_outcome (RelaisSpool  *spool,
     g_warning ("Could not record the outcome of the sync.");
 }
 
-gboolean
-relais_spool_exchange (RelaisSpool           *spool,
-                       RelaisExchangeReport  *report,
-                       GCancellable          *cancellable,
-                       GError               **error)
+static gboolean
+exchange_run (RelaisSpool           *spool,
+              RelaisExchangeReport  *report,
+              RelaisSpoolPageFunc    page_func,
+              gpointer               page_data,
+              GCancellable          *cancellable,
+              GError               **error)
 {
   g_autofree char *lock_path = g_build_filename (spool->dir, "lock", NULL);
   g_autoptr(RelaisClient) client = NULL;
   g_autoptr(GError) local = NULL;
-  Exchange x = { spool, NULL, report, cancellable, NULL, 0, 0 };
+  Exchange x = { spool, NULL, report, cancellable, NULL, 0, 0, page_func, page_data };
   gboolean ok;
   int lock;
 
@@ -1885,4 +2158,25 @@ relais_spool_exchange (RelaisSpool           *spool,
       return FALSE;
     }
   return TRUE;
+}
+
+gboolean
+relais_spool_exchange (RelaisSpool           *spool,
+                       RelaisExchangeReport  *report,
+                       GCancellable          *cancellable,
+                       GError               **error)
+{
+  return exchange_run (spool, report, NULL, NULL, cancellable, error);
+}
+
+gboolean
+relais_spool_exchange_direct (RelaisSpool           *spool,
+                              RelaisExchangeReport  *report,
+                              RelaisSpoolPageFunc    page_func,
+                              gpointer               user_data,
+                              GCancellable          *cancellable,
+                              GError               **error)
+{
+  g_return_val_if_fail (page_func != NULL, FALSE);
+  return exchange_run (spool, report, page_func, user_data, cancellable, error);
 }

@@ -171,6 +171,34 @@ gboolean relais_spool_exchange (RelaisSpool           *spool,
                                 GCancellable          *cancellable,
                                 GError               **error);
 
+/* Given the pulled pages (element type RelaisPullPage, in order: one or
+ * a few, those fetched by then) by relais_spool_exchange_direct(), on
+ * the calling thread.  It applies what it can and commits it (the last
+ * page's cursor is saved once it returns TRUE), and adds to @keep
+ * (element type GBytes) the envelopes that must wait in in/ (for a key
+ * still missing).  FALSE with @error stops the exchange before the
+ * cursor moves past these pages. */
+typedef gboolean (*RelaisSpoolPageFunc) (GPtrArray       *pages,
+                                         GPtrArray       *keep,
+                                         gpointer         user_data,
+                                         GError         **error);
+
+/* relais_spool_exchange() for a caller holding the unlocked vault
+ * (`relaisctl sync`): pulled pages go to @page_func instead of in/ and
+ * keys/, the next pages (up to 8) being fetched on a worker thread while
+ * @page_func takes the current ones; only what @page_func keeps is
+ * written to in/.  @report->pulled counts every envelope received.  A
+ * failed fetch ends it after the pages already taken, whose cursors are
+ * saved (FALSE, with the client's error).  Everything else (lock,
+ * registrations, pushes, refusals, REVOKED, the outcome recorded) as
+ * relais_spool_exchange(). */
+gboolean relais_spool_exchange_direct (RelaisSpool           *spool,
+                                       RelaisExchangeReport  *report,
+                                       RelaisSpoolPageFunc    page_func,
+                                       gpointer               user_data,
+                                       GCancellable          *cancellable,
+                                       GError               **error);
+
 /* When the last complete exchange ended (Unix seconds, 0 if never) and
  * the last failure's message (NULL if the last exchange completed). */
 gint64   relais_spool_get_last_success (RelaisSpool *spool);

@@ -1377,6 +1377,12 @@ typedef struct {
   gint                   position;    /* (atomic) the item being applied */
   GPtrArray             *to_remove;   /* names in spool/in applied and committed, or NULL:
                                        * remove them at once */
+  /* Applying pulled pages directly (relais_spool_exchange_direct()): the
+   * page's keys by dossier (borrowed), taken before spool/keys; and where
+   * envelopes waiting for a key go (GBytes), for the spool to keep in
+   * spool/in.  Both NULL otherwise. */
+  GHashTable            *page_keys;
+  GPtrArray             *keep;
 } Applier;
 
 static void
@@ -1485,7 +1491,16 @@ take_pulled_keys (Applier                     *applier,
   if (key != NULL && known)
     return TRUE;
 
-  if (applier->spool != NULL && g_atomic_int_get (&item->keys_read))
+  if (applier->page_keys != NULL
+      && g_hash_table_lookup (applier->page_keys, header->dossier) != NULL)
+    {
+      if (!import_keys_with (applier->vault, applier->identity,
+                             g_hash_table_lookup (applier->page_keys, header->dossier), error))
+        return FALSE;
+      g_hash_table_remove_all (applier->ring.keys);
+      *out_had_keys = TRUE;
+    }
+  else if (applier->spool != NULL && g_atomic_int_get (&item->keys_read))
     {
       pulled = g_steal_pointer (&item->keys);
       local_error = g_steal_pointer (&item->keys_error);
@@ -1657,6 +1672,8 @@ apply_items (Applier    *applier,
               break;
             case OUTCOME_WAITING:
               applier->report->waiting++;
+              if (applier->keep != NULL)
+                g_ptr_array_add (applier->keep, g_bytes_ref (item->data));
               break;
             }
         }
@@ -1717,7 +1734,8 @@ verify_ahead (gpointer data)
       relais_changeset_verify_ahead (bytes, len);
       /* The dossier's keys, which its first change set makes the applier
        * read (a file and its JSON). */
-      if (ahead->applier->spool != NULL && relais_changeset_peek (bytes, len, &header, NULL))
+      if (ahead->applier->spool != NULL && ahead->applier->page_keys == NULL
+          && relais_changeset_peek (bytes, len, &header, NULL))
         {
           item->keys = relais_spool_get_keys (ahead->applier->spool, header.dossier,
                                               &item->keys_error);
@@ -2055,6 +2073,61 @@ fetch_keys_for_retired (RelaisVault   *vault,
   return TRUE;
 }
 
+/* Applying pulled pages as they arrive (relais_spool_exchange_direct()),
+ * rather than through files in spool/in: what `relaisctl sync` does with
+ * the vault unlocked.  The pages fetched by then (up to about 4,000
+ * envelopes: one commit) are applied and committed before the spool saves
+ * the last one's cursor; a crash in between only pulls them again, which
+ * then apply as nothing (operations are known by their ids). */
+typedef struct {
+  Applier           applier;
+  RelaisSyncReport  report;
+  gboolean          vault_failed;   /* the error is the vault's, not the network's */
+} Direct;
+
+static gboolean
+apply_pages (GPtrArray  *pages,
+             GPtrArray  *keep,
+             gpointer    user_data,
+             GError    **error)
+{
+  Direct *direct = user_data;
+  Applier *applier = &direct->applier;
+  g_autoptr(GPtrArray) items = g_ptr_array_new_with_free_func ((GDestroyNotify) item_free);
+  g_autoptr(GHashTable) page_keys = g_hash_table_new (g_str_hash, g_str_equal);
+  gboolean ok;
+
+  for (guint p = 0; p < pages->len; p++)
+    {
+      RelaisPullPage *page = g_ptr_array_index (pages, p);
+
+      /* A later page's keys are the newer (a rotation, a new member). */
+      for (guint i = 0; i < page->keys->len; i++)
+        {
+          RelaisDossierKeys *keys = g_ptr_array_index (page->keys, i);
+
+          g_hash_table_insert (page_keys, keys->dossier_id, keys);
+        }
+      for (guint i = 0; i < page->changesets->len; i++)
+        {
+          Item *item = g_new0 (Item, 1);
+
+          item->data = g_bytes_ref (g_ptr_array_index (page->changesets, i));
+          g_ptr_array_add (items, item);
+        }
+    }
+  /* Keys taken for an earlier page may have been replaced since. */
+  g_hash_table_remove_all (applier->tried_keys);
+  applier->page_keys = page_keys;
+  applier->keep = keep;
+  ok = apply_items_ahead (applier, items, error);
+  applier->page_keys = NULL;
+  applier->keep = NULL;
+  if (!ok)
+    direct->vault_failed = TRUE;
+  return ok;
+}
+
 gboolean
 relais_sync_run_full (RelaisVault            *vault,
                       RelaisSyncReport       *report,
@@ -2089,18 +2162,56 @@ relais_sync_run_full (RelaisVault            *vault,
   if (!relais_sync_seal (vault, spool, &sealed, error))
     return FALSE;
 
-  complete = relais_spool_exchange (spool, &xr, cancellable, &exchange_error);
-  report->pushed += xr.pushed;
-  report->pulled += xr.pulled;
-  if (!complete && g_error_matches (exchange_error, RELAIS_CLIENT_ERROR, RELAIS_CLIENT_ERROR_REVOKED))
-    {
-      g_propagate_error (error, g_steal_pointer (&exchange_error));
+  /* Pulled envelopes a background sync left in spool/in come first, as
+   * they would in pull order. */
+  {
+    g_autoptr(GPtrArray) names = relais_spool_list_in (spool, error);
+
+    if (names == NULL)
       return FALSE;
-    }
+    if (names->len > 0)
+      {
+        RelaisSyncReport before = { 0 };
+
+        if (!relais_sync_apply_full (vault, spool, &before, refusal_func, user_data, error))
+          return FALSE;
+        report->applied += before.applied;
+        report->rejected += before.rejected;
+      }
+  }
+
+  {
+    g_autoptr(Identity) identity = identity_load (vault, error);
+    Direct direct = { 0 };
+    gint64 cache_kib = 0;
+
+    if (identity == NULL)
+      return FALSE;
+    if (!cache_grow (vault, &cache_kib, error))
+      return FALSE;
+    applier_init (&direct.applier, vault, spool, identity, &direct.report, refusal_func, user_data);
+    complete = relais_spool_exchange_direct (spool, &xr, apply_pages, &direct, cancellable,
+                                             &exchange_error);
+    applier_clear (&direct.applier);
+    relais_changeset_forget_verified ();
+    cache_restore (vault, cache_kib);
+    report->pushed += xr.pushed;
+    report->pulled += xr.pulled;
+    report->applied += direct.report.applied;
+    report->rejected += direct.report.rejected;
+    if (!complete && (direct.vault_failed
+                      || g_error_matches (exchange_error, RELAIS_CLIENT_ERROR,
+                                          RELAIS_CLIENT_ERROR_REVOKED)))
+      {
+        g_propagate_error (error, g_steal_pointer (&exchange_error));
+        return FALSE;
+      }
+  }
   if (complete && !mark_registered (vault, error))
     return FALSE;
 
-  /* What arrived before a cut is applied all the same. */
+  /* What had to wait for a key (and what arrived before a cut) is
+   * applied all the same. */
   if (!relais_sync_apply_full (vault, spool, &first, refusal_func, user_data, error))
     return FALSE;
   report->applied += first.applied;

@@ -65,7 +65,10 @@ gboolean relais_sync_apply (RelaisVault       *vault,
 
 /* seal, exchange, apply (and once more when keys that arrived let
  * retired change sets be sealed again, or envelopes wait for keys):
- * what `relaisctl sync` does.  TRUE only when the exchange completed;
+ * what `relaisctl sync` does.  With the vault open, pulled pages do not
+ * go through spool/in: each is applied as it arrives, while the next is
+ * fetched (relais_spool_exchange_direct()), and only envelopes waiting
+ * for a key are kept there; what spool/in held before is applied first.  TRUE only when the exchange completed;
  * what arrived before a cut is applied all the same.  Fails with
  * RELAIS_CLIENT_ERROR_REVOKED for a revoked device: the caller closes the
  * vault and calls relais_sync_wipe(). */

@@ -15,7 +15,9 @@
 #include "relais-client.h"
 #include "relais-keys.h"
 #include "relais-keyfile.h"
+#include "relais-oplog.h"
 #include "relais-spool.h"
+#include "relais-sync-engine.h"
 #include "relais-test-util.h"
 
 /* The sync client (PROTOCOL.md §5) and the spool (§7): the loopback rule,
@@ -667,6 +669,352 @@ test_spool_cursor_stuck (void)
   g_assert_cmpint (relais_spool_get_last_success (spool), ==, 0);
   canned_free (c);
   relais_test_rm_rf (vault);
+}
+
+/* The direct pull of `relaisctl sync` ------------------------------------------ */
+
+/* A peer answering each request by its path: pulls from a queue of pages
+ * (an empty queue: the connection is cut without an answer, a dropped
+ * network), the keys of one dossier, 404 for anything else.  Records each
+ * request line. */
+typedef struct {
+  GSocket   *socket;
+  guint16    port;
+  GThread   *thread;
+  GMutex     mutex;
+  GQueue     pages;        /* char * bodies of GET /v1/changesets */
+  char      *keys_path;    /* "GET /v1/dossiers/ID/keys" */
+  char      *keys_body;
+  GPtrArray *requests;     /* char * request lines */
+  gint       stop;
+} Scripted;
+
+static gpointer
+scripted_run (gpointer data)
+{
+  Scripted *sc = data;
+
+  while (!g_atomic_int_get (&sc->stop))
+    {
+      g_autoptr(GSocket) conn = g_socket_accept (sc->socket, NULL, NULL);
+      g_autoptr(GString) request = g_string_new (NULL);
+      g_autofree char *line = NULL;
+      g_autofree char *body = NULL;
+      g_autofree char *reply = NULL;
+      const char *status = "200 OK";
+      const char *eol;
+      gsize sent = 0;
+
+      if (conn == NULL || g_atomic_int_get (&sc->stop))
+        break;
+      g_socket_set_timeout (conn, 20);
+      for (;;)
+        {
+          char buf[8192];
+          gssize n = g_socket_receive (conn, buf, sizeof buf, NULL, NULL);
+
+          if (n <= 0)
+            break;
+          g_string_append_len (request, buf, n);
+          if (strstr (request->str, "\r\n\r\n") != NULL)
+            break;     /* GETs only: no body */
+        }
+      eol = strstr (request->str, " HTTP/");
+      if (eol == NULL)
+        continue;
+      line = g_strndup (request->str, eol - request->str);
+      g_mutex_lock (&sc->mutex);
+      g_ptr_array_add (sc->requests, g_strdup (line));
+      if (g_str_has_prefix (line, "GET /v1/changesets"))
+        body = g_queue_pop_head (&sc->pages);
+      else if (sc->keys_path != NULL && g_str_equal (line, sc->keys_path))
+        body = g_strdup (sc->keys_body);
+      else
+        {
+          status = "404 Not Found";
+          body = g_strdup ("{\"error\":\"not_found\",\"message\":\"No such thing.\"}");
+        }
+      g_mutex_unlock (&sc->mutex);
+      if (body == NULL)
+        {
+          g_socket_close (conn, NULL);
+          continue;
+        }
+      reply = g_strdup_printf ("HTTP/1.1 %s\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                               "Content-Length: %zu\r\n\r\n%s", status, strlen (body), body);
+      while (sent < strlen (reply))
+        {
+          gssize n = g_socket_send (conn, reply + sent, strlen (reply) - sent, NULL, NULL);
+
+          if (n <= 0)
+            break;
+          sent += n;
+        }
+      g_socket_close (conn, NULL);
+    }
+  return NULL;
+}
+
+static Scripted *
+scripted_new (void)
+{
+  Scripted *sc = g_new0 (Scripted, 1);
+  g_autoptr(GInetAddress) lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr(GSocketAddress) any = g_inet_socket_address_new (lo, 0);
+  g_autoptr(GSocketAddress) bound = NULL;
+
+  sc->socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL);
+  g_assert_true (g_socket_bind (sc->socket, any, TRUE, NULL));
+  g_assert_true (g_socket_listen (sc->socket, NULL));
+  bound = g_socket_get_local_address (sc->socket, NULL);
+  sc->port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
+  g_mutex_init (&sc->mutex);
+  g_queue_init (&sc->pages);
+  sc->requests = g_ptr_array_new_with_free_func (g_free);
+  sc->thread = g_thread_new ("scripted", scripted_run, sc);
+  return sc;
+}
+
+static void
+scripted_free (Scripted *sc)
+{
+  g_autoptr(GSocket) poke = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
+                                          G_SOCKET_PROTOCOL_TCP, NULL);
+  g_autoptr(GInetAddress) lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr(GSocketAddress) addr = g_inet_socket_address_new (lo, sc->port);
+
+  g_atomic_int_set (&sc->stop, 1);
+  g_socket_connect (poke, addr, NULL, NULL);    /* wakes the accept */
+  g_thread_join (sc->thread);
+  g_socket_close (sc->socket, NULL);
+  g_object_unref (sc->socket);
+  g_queue_clear_full (&sc->pages, g_free);
+  g_ptr_array_unref (sc->requests);
+  g_free (sc->keys_path);
+  g_free (sc->keys_body);
+  g_mutex_clear (&sc->mutex);
+  g_free (sc);
+}
+
+/* @n ops of dossier (person) @dossier, each on its own field. */
+static GBytes *
+seal_person_ops (const char   *dossier,
+                 guint32       epoch,
+                 const guint8 *key,
+                 const guint8 *sign_sk,
+                 guint         n,
+                 GPtrArray    *ids)
+{
+  static const char *fields[] = { "last_name", "first_name", "city", "phone", "email", "postal_code" };
+  g_autoptr(GPtrArray) ops = g_ptr_array_new_with_free_func ((GDestroyNotify) relais_op_free);
+  g_autoptr(GError) error = NULL;
+  GBytes *envelope;
+
+  g_assert_cmpuint (n, <=, G_N_ELEMENTS (fields));
+  for (guint i = 0; i < n; i++)
+    {
+      RelaisOp *op = g_new0 (RelaisOp, 1);
+
+      op->id = relais_oplog_new_id ();
+      op->dossier = g_strdup (dossier);
+      op->entity = g_strdup ("person");
+      op->entity_id = g_strdup (dossier);
+      op->field = g_strdup (fields[i]);
+      op->value = g_strdup_printf ("value %u", ++op_counter);
+      op->hlc = G_GUINT64_CONSTANT (0x0001900000000000) + op_counter;
+      op->author = g_strdup ("ua");
+      op->device = g_strdup ("dev-a");
+      g_ptr_array_add (ops, op);
+      if (ids != NULL)
+        g_ptr_array_add (ids, g_strdup (op->id));
+    }
+  envelope = relais_changeset_seal (dossier, epoch, key, "ua", "dev-a", sign_sk, ops, &error);
+  g_assert_no_error (error);
+  return envelope;
+}
+
+/* The keys of @dossier as a pull (or GET …/keys) gives them to "ub":
+ * @keys[e - 1] wrapped at epoch e, for e ≤ @epochs; "ua" and "ub" members. */
+static char *
+person_keys_json (const char           *dossier,
+                  guint8              **keys,
+                  guint                 epochs,
+                  const RelaisUserKeys *a,
+                  const RelaisUserKeys *b)
+{
+  g_autoptr(GString) s = g_string_new (NULL);
+  g_autofree char *pka = b64 (a->sign_pk, crypto_sign_PUBLICKEYBYTES);
+  g_autofree char *pkb = b64 (b->sign_pk, crypto_sign_PUBLICKEYBYTES);
+
+  g_string_append_printf (s, "{\"dossier_id\":\"%s\",\"epoch\":%u,\"epochs\":[", dossier, epochs);
+  for (guint e = 1; e <= epochs; e++)
+    {
+      g_autoptr(GBytes) w = relais_dossier_key_wrap (keys[e - 1], dossier, e, b->box_pk);
+      g_autofree char *wt = b64 (g_bytes_get_data (w, NULL), g_bytes_get_size (w));
+
+      g_string_append_printf (s, "%s{\"epoch\":%u,\"wrapped_key\":\"%s\"}", e > 1 ? "," : "", e, wt);
+    }
+  g_string_append_printf (s, "],\"members\":[{\"user_id\":\"ua\",\"sign_pk\":\"%s\",\"since_epoch\":1,\"until_epoch\":0},"
+                          "{\"user_id\":\"ub\",\"sign_pk\":\"%s\",\"since_epoch\":1,\"until_epoch\":0}]}", pka, pkb);
+  return g_string_free (g_steal_pointer (&s), FALSE);
+}
+
+static char *
+page_json (GBytes     **envelopes,
+           guint        n,
+           const char  *cursor,
+           gboolean     more,
+           const char  *keys)
+{
+  g_autoptr(GString) s = g_string_new ("{\"changesets\":[");
+
+  for (guint i = 0; i < n; i++)
+    {
+      g_autofree char *t = b64 (g_bytes_get_data (envelopes[i], NULL), g_bytes_get_size (envelopes[i]));
+
+      g_string_append_printf (s, "%s\"%s\"", i > 0 ? "," : "", t);
+    }
+  g_string_append_printf (s, "],\"cursor\":\"%s\",\"more\":%s,\"keys\":[%s]}", cursor,
+                          more ? "true" : "false", keys);
+  return g_string_free (g_steal_pointer (&s), FALSE);
+}
+
+static guint
+count_op_ids (RelaisVault *vault,
+              GPtrArray   *ids)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) ops = relais_oplog_list (vault, 0, 0, NULL, &error);
+  g_autoptr(GHashTable) seen = g_hash_table_new (g_str_hash, g_str_equal);
+
+  g_assert_no_error (error);
+  for (guint i = 0; i < ops->len; i++)
+    {
+      RelaisOp *op = g_ptr_array_index (ops, i);
+
+      /* Each exactly once. */
+      g_assert_false (g_hash_table_contains (seen, op->id));
+      g_hash_table_add (seen, op->id);
+    }
+  for (guint i = 0; i < ids->len; i++)
+    g_assert_true (g_hash_table_contains (seen, g_ptr_array_index (ids, i)));
+  return ops->len;
+}
+
+static guint
+count_in (const char *vault_dir)
+{
+  g_autofree char *in = g_build_filename (vault_dir, "spool", "in", NULL);
+  g_autoptr(GDir) d = g_dir_open (in, 0, NULL);
+  guint n = 0;
+
+  while (d != NULL && g_dir_read_name (d) != NULL)
+    n++;
+  return n;
+}
+
+/* `relaisctl sync` applies pulled pages as they arrive: a cut after two
+ * pages leaves them applied with the cursor past them, the next sync
+ * resumes there and ends with every operation once; an envelope whose key
+ * has not come waits in spool/in and is applied when it comes; a page
+ * pulled again applies as nothing. */
+static void
+test_direct_pull (void)
+{
+  Scripted *sc = scripted_new ();
+  g_autofree char *parent = relais_test_make_tmpdir ("relais-direct-pull-XXXXXX");
+  g_autofree char *dir = g_build_filename (parent, "vault", NULL);
+  g_autofree char *url = g_strdup_printf ("http://127.0.0.1:%u", sc->port);
+  g_autofree char *d1 = relais_oplog_new_id ();
+  g_autofree char *d2 = relais_oplog_new_id ();
+  g_autofree char *d3 = relais_oplog_new_id ();
+  g_autoptr(RelaisUserKeys) a = relais_user_keys_generate ();
+  g_autoptr(RelaisUserKeys) b = relais_user_keys_generate ();
+  g_autoptr(RelaisDeviceKey) dk = relais_device_key_generate ();
+  g_autoptr(GPtrArray) ids = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GPtrArray) late_ids = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GError) error = NULL;
+  guint8 *k1[2] = { relais_dossier_key_new (), relais_dossier_key_new () };
+  guint8 *k2[1] = { relais_dossier_key_new () };
+  guint8 *k3[1] = { relais_dossier_key_new () };
+  RelaisSyncIdentity identity = { .server = url, .user_id = "ub", .org = "org-b", .device_id = "dev-b" };
+  RelaisSyncReport report = { 0 };
+  RelaisKdfParams params;
+  RelaisVault *vault;
+  GBytes *e[6];
+
+  /* Page 1: D1 and D2.  Page 2: D3, and D1 at epoch 2, whose key the
+   * pull does not bring (it waits).  Then the network drops. */
+  e[0] = seal_person_ops (d1, 1, k1[0], a->sign_sk, 3, ids);
+  e[1] = seal_person_ops (d2, 1, k2[0], a->sign_sk, 2, ids);
+  e[2] = seal_person_ops (d3, 1, k3[0], a->sign_sk, 4, ids);
+  e[3] = seal_person_ops (d1, 2, k1[1], a->sign_sk, 1, late_ids);
+  /* Page 3, after the cut: D2 again, and page 1's first envelope again. */
+  e[4] = seal_person_ops (d2, 1, k2[0], a->sign_sk, 5, late_ids);
+  e[5] = g_bytes_ref (e[0]);
+  {
+    g_autofree char *kj1 = person_keys_json (d1, k1, 1, a, b);
+    g_autofree char *kj2 = person_keys_json (d2, k2, 1, a, b);
+    g_autofree char *kj3 = person_keys_json (d3, k3, 1, a, b);
+    g_autofree char *keys12 = g_strdup_printf ("%s,%s", kj1, kj2);
+    g_autofree char *keys31 = g_strdup_printf ("%s,%s", kj3, kj1);
+
+    g_queue_push_tail (&sc->pages, page_json (e, 2, "Y3Vyc29yMQ", TRUE, keys12));
+    g_queue_push_tail (&sc->pages, page_json (e + 2, 2, "Y3Vyc29yMg", TRUE, keys31));
+  }
+
+  relais_kdf_params_insecure_for_tests (&params);
+  vault = relais_vault_create (dir, "pass", &(RelaisVaultOptions) { .kdf = &params }, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (relais_sync_set_identity (vault, NULL, &identity, b, dk->sk, &error));
+  g_assert_no_error (error);
+
+  g_assert_false (relais_sync_run (vault, &report, NULL, &error));
+  g_assert_error (error, RELAIS_CLIENT_ERROR, RELAIS_CLIENT_ERROR_NETWORK);
+  g_clear_error (&error);
+  g_assert_cmpuint (report.pulled, ==, 4);
+  g_assert_cmpuint (report.applied, ==, 3 + 2 + 4);
+  g_assert_cmpuint (report.waiting, ==, 1);
+  g_assert_cmpuint (report.rejected, ==, 0);
+  g_assert_cmpuint (count_op_ids (vault, ids), ==, 3 + 2 + 4);
+  g_assert_cmpuint (count_in (dir), ==, 1);
+
+  /* The next sync resumes after page 2; the missing key comes with
+   * GET …/keys for the envelope waiting in spool/in. */
+  g_ptr_array_set_size (sc->requests, 0);
+  {
+    g_autofree char *kj1 = person_keys_json (d1, k1, 2, a, b);
+    g_autofree char *kj2 = person_keys_json (d2, k2, 1, a, b);
+    g_autofree char *keys21 = g_strdup_printf ("%s,%s", kj2, kj1);
+
+    g_queue_push_tail (&sc->pages, page_json (e + 4, 2, "Y3Vyc29yMw", FALSE, keys21));
+    sc->keys_path = g_strdup_printf ("GET /v1/dossiers/%s/keys", d1);
+    sc->keys_body = person_keys_json (d1, k1, 2, a, b);
+  }
+  memset (&report, 0, sizeof report);
+  g_assert_true (relais_sync_run (vault, &report, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (sc->requests->len, >=, 1);
+  g_assert_cmpstr (g_ptr_array_index (sc->requests, 0), ==,
+                   "GET /v1/changesets?cursor=Y3Vyc29yMg&limit=500");
+  g_assert_cmpuint (report.pulled, ==, 2);
+  g_assert_cmpuint (report.applied, ==, 5 + 1);
+  g_assert_cmpuint (report.waiting, ==, 0);
+  g_assert_cmpuint (report.rejected, ==, 0);
+  for (guint i = 0; i < late_ids->len; i++)
+    g_ptr_array_add (ids, g_strdup (g_ptr_array_index (late_ids, i)));
+  g_assert_cmpuint (count_op_ids (vault, ids), ==, 3 + 2 + 4 + 1 + 5);
+  g_assert_cmpuint (count_in (dir), ==, 0);
+
+  relais_vault_close (vault);
+  for (guint i = 0; i < G_N_ELEMENTS (e); i++)
+    g_bytes_unref (e[i]);
+  relais_dossier_key_free (k1[0]);
+  relais_dossier_key_free (k1[1]);
+  relais_dossier_key_free (k2[0]);
+  relais_dossier_key_free (k3[0]);
+  scripted_free (sc);
+  relais_test_rm_rf (parent);
 }
 
 /* The parsers ------------------------------------------------------------------ */
@@ -2702,6 +3050,7 @@ main (int argc,
   g_test_add_func ("/client/spool/hostile", test_spool_hostile);
   g_test_add_func ("/client/spool/offline", test_spool_offline);
   g_test_add_func ("/client/spool/cursor-stuck", test_spool_cursor_stuck);
+  g_test_add_func ("/client/spool/direct-pull", test_direct_pull);
   g_test_add_func ("/client/server/endpoints", test_server_client);
   g_test_add_func ("/client/server/spool-share", test_server_spool_share);
   g_test_add_func ("/client/server/killed-mid-exchange", test_server_killed);
