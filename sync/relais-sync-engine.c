@@ -570,10 +570,33 @@ member_put (RelaisVault   *vault,
   return TRUE;
 }
 
+/* Dossier keys unwrapped ahead, by another thread, from the wrapped keys
+ * of pulled pages: an X25519 operation each, off the applying thread. */
+typedef struct {
+  GMutex      mutex;
+  GHashTable *keys;   /* const RelaisWrappedKey * → guint8 * (relais_dossier_key_free) */
+} Unwrapped;
+
+/* The key unwrapped ahead from @wrapped (the caller frees it), or NULL. */
+static guint8 *
+unwrapped_take (Unwrapped              *unwrapped,
+                const RelaisWrappedKey *wrapped)
+{
+  gpointer key = NULL;
+
+  if (unwrapped == NULL)
+    return NULL;
+  g_mutex_lock (&unwrapped->mutex);
+  g_hash_table_steal_extended (unwrapped->keys, wrapped, NULL, &key);
+  g_mutex_unlock (&unwrapped->mutex);
+  return key;
+}
+
 static gboolean
-import_keys_with (RelaisVault              *vault,
+import_keys_full (RelaisVault              *vault,
                   const Identity           *identity,
                   const RelaisDossierKeys  *keys,
+                  Unwrapped                *unwrapped,
                   GError                  **error)
 {
   guint32 newest = 0;
@@ -600,9 +623,11 @@ import_keys_with (RelaisVault              *vault,
       if (wrapped->wrapped_key == NULL)
         continue;
       data = g_bytes_get_data (wrapped->wrapped_key, &len);
-      key = relais_dossier_key_unwrap (data, len, keys->dossier_id, wrapped->epoch,
-                                       identity->user->box_pk, identity->user->box_sk,
-                                       &local_error);
+      key = unwrapped_take (unwrapped, wrapped);
+      if (key == NULL)
+        key = relais_dossier_key_unwrap (data, len, keys->dossier_id, wrapped->epoch,
+                                         identity->user->box_pk, identity->user->box_sk,
+                                         &local_error);
       if (key == NULL)
         {
           /* One bad wrap (another dossier's, or not for us) must not keep
@@ -642,6 +667,15 @@ import_keys_with (RelaisVault              *vault,
 fail:
   rollback_own (vault, own);
   return FALSE;
+}
+
+static gboolean
+import_keys_with (RelaisVault              *vault,
+                  const Identity           *identity,
+                  const RelaisDossierKeys  *keys,
+                  GError                  **error)
+{
+  return import_keys_full (vault, identity, keys, NULL, error);
 }
 
 gboolean
@@ -1383,6 +1417,7 @@ typedef struct {
    * spool/in.  Both NULL otherwise. */
   GHashTable            *page_keys;
   GPtrArray             *keep;
+  Unwrapped             *unwrapped;   /* filled by verify_ahead() from page_keys */
 } Applier;
 
 static void
@@ -1494,8 +1529,9 @@ take_pulled_keys (Applier                     *applier,
   if (applier->page_keys != NULL
       && g_hash_table_lookup (applier->page_keys, header->dossier) != NULL)
     {
-      if (!import_keys_with (applier->vault, applier->identity,
-                             g_hash_table_lookup (applier->page_keys, header->dossier), error))
+      if (!import_keys_full (applier->vault, applier->identity,
+                             g_hash_table_lookup (applier->page_keys, header->dossier),
+                             applier->unwrapped, error))
         return FALSE;
       g_hash_table_remove_all (applier->ring.keys);
       *out_had_keys = TRUE;
@@ -1711,10 +1747,49 @@ typedef struct {
 
 #define AHEAD_MIN_ITEMS 8
 
+/* Unwraps ahead the keys @page_keys holds for @dossier, once per run of
+ * verify_ahead(): the applier imports them when the vault lacks the
+ * dossier (every dossier of a first pull). */
+static void
+unwrap_ahead (Applier     *applier,
+              const char  *dossier,
+              GHashTable  *seen)
+{
+  const RelaisDossierKeys *keys = g_hash_table_lookup (applier->page_keys, dossier);
+
+  if (keys == NULL || keys->keys == NULL || g_hash_table_contains (seen, dossier))
+    return;
+  g_hash_table_add (seen, g_strdup (dossier));
+  for (guint i = 0; i < keys->keys->len; i++)
+    {
+      const RelaisWrappedKey *wrapped = g_ptr_array_index (keys->keys, i);
+      gsize len = 0;
+      const guint8 *data;
+      guint8 *key;
+
+      if (wrapped->wrapped_key == NULL)
+        continue;
+      data = g_bytes_get_data (wrapped->wrapped_key, &len);
+      key = relais_dossier_key_unwrap (data, len, keys->dossier_id, wrapped->epoch,
+                                       applier->identity->user->box_pk,
+                                       applier->identity->user->box_sk, NULL);
+      /* One that did not open is left to the applier, to say so. */
+      if (key == NULL)
+        continue;
+      g_mutex_lock (&applier->unwrapped->mutex);
+      if (g_hash_table_contains (applier->unwrapped->keys, wrapped))
+        relais_dossier_key_free (key);
+      else
+        g_hash_table_insert (applier->unwrapped->keys, (gpointer) wrapped, key);
+      g_mutex_unlock (&applier->unwrapped->mutex);
+    }
+}
+
 static gpointer
 verify_ahead (gpointer data)
 {
   Ahead *ahead = data;
+  g_autoptr(GHashTable) seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
 
   for (guint i = 0; i < ahead->items->len && !g_atomic_int_get (&ahead->stop); i++)
     {
@@ -1734,8 +1809,10 @@ verify_ahead (gpointer data)
       relais_changeset_verify_ahead (bytes, len);
       /* The dossier's keys, which its first change set makes the applier
        * read (a file and its JSON). */
-      if (ahead->applier->spool != NULL && ahead->applier->page_keys == NULL
-          && relais_changeset_peek (bytes, len, &header, NULL))
+      if (ahead->applier->unwrapped != NULL && relais_changeset_peek (bytes, len, &header, NULL))
+        unwrap_ahead (ahead->applier, header.dossier, seen);
+      else if (ahead->applier->spool != NULL && ahead->applier->page_keys == NULL
+               && relais_changeset_peek (bytes, len, &header, NULL))
         {
           item->keys = relais_spool_get_keys (ahead->applier->spool, header.dossier,
                                               &item->keys_error);
@@ -2095,6 +2172,7 @@ apply_pages (GPtrArray  *pages,
   Applier *applier = &direct->applier;
   g_autoptr(GPtrArray) items = g_ptr_array_new_with_free_func ((GDestroyNotify) item_free);
   g_autoptr(GHashTable) page_keys = g_hash_table_new (g_str_hash, g_str_equal);
+  Unwrapped unwrapped = { 0 };
   gboolean ok;
 
   for (guint p = 0; p < pages->len; p++)
@@ -2120,9 +2198,17 @@ apply_pages (GPtrArray  *pages,
   g_hash_table_remove_all (applier->tried_keys);
   applier->page_keys = page_keys;
   applier->keep = keep;
+  applier->unwrapped = &unwrapped;
+  g_mutex_init (&unwrapped.mutex);
+  unwrapped.keys = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL,
+                                          (GDestroyNotify) relais_dossier_key_free);
   ok = apply_items_ahead (applier, items, error);
+  /* The thread that filled it has ended. */
+  g_hash_table_unref (unwrapped.keys);
+  g_mutex_clear (&unwrapped.mutex);
   applier->page_keys = NULL;
   applier->keep = NULL;
+  applier->unwrapped = NULL;
   if (!ok)
     direct->vault_failed = TRUE;
   return ok;

@@ -942,6 +942,10 @@ test_direct_pull (void)
   RelaisKdfParams params;
   RelaisVault *vault;
   GBytes *e[6];
+  /* Enough more in page 1 for the applier's second thread to check
+   * signatures and unwrap keys ahead. */
+  GBytes *more[10];
+  g_autoptr(GString) more_keys = g_string_new (NULL);
 
   /* Page 1: D1 and D2.  Page 2: D3, and D1 at epoch 2, whose key the
    * pull does not bring (it waits).  Then the network drops. */
@@ -959,7 +963,22 @@ test_direct_pull (void)
     g_autofree char *keys12 = g_strdup_printf ("%s,%s", kj1, kj2);
     g_autofree char *keys31 = g_strdup_printf ("%s,%s", kj3, kj1);
 
-    g_queue_push_tail (&sc->pages, page_json (e, 2, "Y3Vyc29yMQ", TRUE, keys12));
+    GBytes *page1[2 + G_N_ELEMENTS (more)] = { e[0], e[1] };
+
+    for (guint i = 0; i < G_N_ELEMENTS (more); i++)
+      {
+        g_autofree char *d = relais_oplog_new_id ();
+        guint8 *k[1] = { relais_dossier_key_new () };
+        g_autofree char *kj = person_keys_json (d, k, 1, a, b);
+
+        more[i] = seal_person_ops (d, 1, k[0], a->sign_sk, 2, ids);
+        page1[2 + i] = more[i];
+        g_string_append_printf (more_keys, ",%s", kj);
+        relais_dossier_key_free (k[0]);
+      }
+    g_string_prepend (more_keys, keys12);
+    g_queue_push_tail (&sc->pages, page_json (page1, G_N_ELEMENTS (page1), "Y3Vyc29yMQ", TRUE,
+                                              more_keys->str));
     g_queue_push_tail (&sc->pages, page_json (e + 2, 2, "Y3Vyc29yMg", TRUE, keys31));
   }
 
@@ -972,11 +991,11 @@ test_direct_pull (void)
   g_assert_false (relais_sync_run (vault, &report, NULL, &error));
   g_assert_error (error, RELAIS_CLIENT_ERROR, RELAIS_CLIENT_ERROR_NETWORK);
   g_clear_error (&error);
-  g_assert_cmpuint (report.pulled, ==, 4);
-  g_assert_cmpuint (report.applied, ==, 3 + 2 + 4);
+  g_assert_cmpuint (report.pulled, ==, 4 + G_N_ELEMENTS (more));
+  g_assert_cmpuint (report.applied, ==, 3 + 2 + 4 + 2 * G_N_ELEMENTS (more));
   g_assert_cmpuint (report.waiting, ==, 1);
   g_assert_cmpuint (report.rejected, ==, 0);
-  g_assert_cmpuint (count_op_ids (vault, ids), ==, 3 + 2 + 4);
+  g_assert_cmpuint (count_op_ids (vault, ids), ==, 3 + 2 + 4 + 2 * G_N_ELEMENTS (more));
   g_assert_cmpuint (count_in (dir), ==, 1);
 
   /* The next sync resumes after page 2; the missing key comes with
@@ -1003,12 +1022,14 @@ test_direct_pull (void)
   g_assert_cmpuint (report.rejected, ==, 0);
   for (guint i = 0; i < late_ids->len; i++)
     g_ptr_array_add (ids, g_strdup (g_ptr_array_index (late_ids, i)));
-  g_assert_cmpuint (count_op_ids (vault, ids), ==, 3 + 2 + 4 + 1 + 5);
+  g_assert_cmpuint (count_op_ids (vault, ids), ==, 3 + 2 + 4 + 2 * G_N_ELEMENTS (more) + 1 + 5);
   g_assert_cmpuint (count_in (dir), ==, 0);
 
   relais_vault_close (vault);
   for (guint i = 0; i < G_N_ELEMENTS (e); i++)
     g_bytes_unref (e[i]);
+  for (guint i = 0; i < G_N_ELEMENTS (more); i++)
+    g_bytes_unref (more[i]);
   relais_dossier_key_free (k1[0]);
   relais_dossier_key_free (k1[1]);
   relais_dossier_key_free (k2[0]);
