@@ -1342,6 +1342,103 @@ indicator_not_syncing (gpointer data)
   return relais_sync_indicator_get_state (data) != RELAIS_SYNC_STATE_SYNCING;
 }
 
+/* The network as the system would report it, which a test cannot switch
+ * off and on: a GNetworkMonitor whose state the test sets, watched by the
+ * real window as it watches the system's. */
+typedef struct {
+  GObject  parent_instance;
+  gboolean available;
+  gboolean metered;
+} TestNetwork;
+
+typedef GObjectClass TestNetworkClass;
+
+enum { NET_PROP_0, NET_PROP_AVAILABLE, NET_PROP_METERED, NET_PROP_CONNECTIVITY };
+
+static void test_network_iface_init (GNetworkMonitorInterface *iface) { }
+
+static gboolean
+test_network_initable_init (GInitable     *initable,
+                            GCancellable  *cancellable,
+                            GError       **error)
+{
+  return TRUE;
+}
+
+static void
+test_network_initable_iface_init (GInitableIface *iface)
+{
+  iface->init = test_network_initable_init;
+}
+
+G_DEFINE_TYPE_WITH_CODE (TestNetwork, test_network, G_TYPE_OBJECT,
+                         G_IMPLEMENT_INTERFACE (G_TYPE_INITABLE, test_network_initable_iface_init)
+                         G_IMPLEMENT_INTERFACE (G_TYPE_NETWORK_MONITOR, test_network_iface_init))
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (TestNetwork, g_object_unref)
+
+static void
+test_network_get_property (GObject    *object,
+                           guint       prop_id,
+                           GValue     *value,
+                           GParamSpec *pspec)
+{
+  TestNetwork *self = (TestNetwork *) object;
+
+  switch (prop_id)
+    {
+    case NET_PROP_AVAILABLE:
+      g_value_set_boolean (value, self->available);
+      break;
+    case NET_PROP_METERED:
+      g_value_set_boolean (value, self->metered);
+      break;
+    case NET_PROP_CONNECTIVITY:
+      g_value_set_enum (value, self->available ? G_NETWORK_CONNECTIVITY_FULL
+                                               : G_NETWORK_CONNECTIVITY_LOCAL);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+test_network_class_init (TestNetworkClass *klass)
+{
+  klass->get_property = test_network_get_property;
+  g_object_class_override_property (klass, NET_PROP_AVAILABLE, "network-available");
+  g_object_class_override_property (klass, NET_PROP_METERED, "network-metered");
+  g_object_class_override_property (klass, NET_PROP_CONNECTIVITY, "connectivity");
+}
+
+static void
+test_network_init (TestNetwork *self)
+{
+}
+
+static TestNetwork *
+test_network_new (void)
+{
+  return g_object_new (test_network_get_type (), NULL);
+}
+
+static void
+test_network_set (TestNetwork *self,
+                  gboolean     available,
+                  gboolean     metered)
+{
+  self->available = available;
+  self->metered = metered;
+  g_object_notify (G_OBJECT (self), "network-metered");
+  g_object_notify (G_OBJECT (self), "connectivity");
+  g_signal_emit_by_name (self, "network-changed", available);
+}
+
+static gboolean
+indicator_syncing (gpointer data)
+{
+  return relais_sync_indicator_get_state (data) == RELAIS_SYNC_STATE_SYNCING;
+}
+
 static gboolean
 indicator_pending (gpointer data)
 {
@@ -1400,6 +1497,7 @@ test_ui_sync (void)
   RelaisVaultView *view;
   RelaisSyncIndicator *indicator;
   RelaisSyncReport report;
+  g_autoptr(TestNetwork) network = NULL;
 
   if (server == NULL)
     {
@@ -1495,12 +1593,17 @@ test_ui_sync (void)
     g_assert_cmpstr (pulled->city, ==, "Saint-Flour");
   }
 
-  /* A change here waits, counted, until the next sync. */
+  /* Offline from here on: a network monitor with no network.  A change
+   * here waits, counted, until the next sync. */
+  network = test_network_new ();
+  relais_sync_controller_set_network_monitor (relais_window_get_sync_controller (window),
+                                              G_NETWORK_MONITOR (network));
   edit_phone (relais_window_get_vault (window), id, "0611111111");
   g_signal_emit_by_name (view, "written");
   g_assert_true (wait_until (indicator_pending, indicator));
   screenshot (GTK_WIDGET (window), "14-pending");
-  g_assert_cmpstr (relais_sync_indicator_get_text (indicator), ==, "1 change waiting to be sent");
+  g_assert_cmpstr (relais_sync_indicator_get_text (indicator), ==,
+                   "Offline: 1 change waiting to be sent");
 
   /* The laptop changes the city, and Bruno, meanwhile, the phone number;
    * Sync Now brings both into the dossier shown, takes this computer's
@@ -1525,7 +1628,19 @@ test_ui_sync (void)
   /* The person reads the journal meanwhile. */
   journal = view_page (view, "journal");
   g_assert_null (find_widget (journal, ADW_TYPE_ACTION_ROW, "Appel de la CAF : dossier complet"));
-  sync_now (window, indicator);
+  /* The network comes back (GIO's own monitor, whose networks the test
+   * sets): the window syncs by itself, with nobody pressing Sync Now. */
+  g_assert_true (wait_until (indicator_not_syncing, indicator));
+  g_assert_true (g_str_has_suffix (relais_sync_indicator_get_text (indicator), "waiting to be sent"));
+  /* A metered link (a phone's connection) is no reason to sync… */
+  test_network_set (network, TRUE, TRUE);
+  g_assert_true (wait_until (indicator_not_syncing, indicator));
+  g_assert_true (g_str_has_suffix (relais_sync_indicator_get_text (indicator), "waiting to be sent"));
+  test_network_set (network, FALSE, FALSE);
+  /* …the office's network is. */
+  test_network_set (network, TRUE, FALSE);
+  g_assert_true (wait_until (indicator_syncing, indicator));
+  g_assert_true (wait_until (indicator_not_syncing, indicator));
   g_assert_cmpstr (relais_sync_indicator_get_text (indicator), ==, "Synced just now");
   g_assert_cmpstr (gtk_label_get_label (child (view, RELAIS_TYPE_VAULT_VIEW, "city_label")), ==, "Mende");
   /* The page shown is read again: the colleague's note is there. */

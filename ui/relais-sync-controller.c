@@ -79,12 +79,14 @@ enum {
 
 static guint signals[N_SIGNALS];
 
+/* Limited connectivity is enough: an agency's server on its own network,
+ * with no way out to the internet, is what a rural office often has. */
 static gboolean
 network_usable (GNetworkMonitor *monitor)
 {
   return g_network_monitor_get_network_available (monitor)
          && !g_network_monitor_get_network_metered (monitor)
-         && g_network_monitor_get_connectivity (monitor) == G_NETWORK_CONNECTIVITY_FULL;
+         && g_network_monitor_get_connectivity (monitor) != G_NETWORK_CONNECTIVITY_LOCAL;
 }
 
 static void
@@ -860,16 +862,36 @@ relais_sync_controller_class_init (RelaisSyncControllerClass *klass)
 }
 
 static void
-relais_sync_controller_init (RelaisSyncController *self)
+watch_monitor (RelaisSyncController *self,
+               GNetworkMonitor      *monitor)
 {
-  self->monitor = g_object_ref (g_network_monitor_get_default ());
-  self->network_ok = network_usable (self->monitor);
+  if (self->monitor != NULL)
+    g_signal_handlers_disconnect_by_data (self->monitor, self);
+  g_set_object (&self->monitor, monitor);
   g_signal_connect_swapped (self->monitor, "network-changed",
                             G_CALLBACK (on_network_changed), self);
   g_signal_connect_swapped (self->monitor, "notify::network-metered",
                             G_CALLBACK (on_network_changed), self);
   g_signal_connect_swapped (self->monitor, "notify::connectivity",
                             G_CALLBACK (on_network_changed), self);
+}
+
+static void
+relais_sync_controller_init (RelaisSyncController *self)
+{
+  watch_monitor (self, g_network_monitor_get_default ());
+  self->network_ok = network_usable (self->monitor);
+}
+
+void
+relais_sync_controller_set_network_monitor (RelaisSyncController *self,
+                                            GNetworkMonitor      *monitor)
+{
+  g_return_if_fail (RELAIS_IS_SYNC_CONTROLLER (self));
+  g_return_if_fail (G_IS_NETWORK_MONITOR (monitor));
+
+  watch_monitor (self, monitor);
+  on_network_changed (self);
 }
 
 RelaisSyncController *

@@ -32,6 +32,11 @@ G_DECLARE_FINAL_TYPE (RelaisSyncController, relais_sync_controller, RELAIS, SYNC
  *                              first one's dossier ("?" when unreadable) and
  *                              reason, in words */
 RelaisSyncController *relais_sync_controller_new        (void);
+/* Watches @monitor instead of the default network monitor (a sync starts
+ * when it says the network is back, never on a metered link).  For
+ * embedding and for tests. */
+void             relais_sync_controller_set_network_monitor (RelaisSyncController *self,
+                                                             GNetworkMonitor      *monitor);
 
 /* Follows @vault until it is set to NULL (locking):
  * then seals what is pending, so that the background service can send it,

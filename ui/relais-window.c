@@ -1233,6 +1233,14 @@ update_actions (RelaisWindow *self)
                                  && !relais_sync_controller_is_busy (self->sync));
 }
 
+RelaisSyncController *
+relais_window_get_sync_controller (RelaisWindow *self)
+{
+  g_return_val_if_fail (RELAIS_IS_WINDOW (self), NULL);
+
+  return self->sync;
+}
+
 static void
 relais_window_get_property (GObject    *object,
                             guint       prop_id,

@@ -3,6 +3,7 @@
 #include <adwaita.h>
 
 #include "relais-application.h"
+#include "relais-sync-controller.h"
 #include "relais-vault.h"
 
 G_BEGIN_DECLS
@@ -27,6 +28,8 @@ const char   *relais_window_get_sync_notice (RelaisWindow  *self);
 /* Whether a worker thread uses the vault (enrolment, sharing): the
  * window neither locks nor closes meanwhile. */
 gboolean      relais_window_is_vault_in_use (RelaisWindow  *self);
+/* The window's sync: state, Sync Now, the network it watches. */
+RelaisSyncController *relais_window_get_sync_controller (RelaisWindow *self);
 /* Closes the vault, wipes its keys and every view, and asks for the
  * passphrase again. */
 void          relais_window_lock      (RelaisWindow      *self);
