@@ -1063,23 +1063,6 @@ cmd_note_add (int argc, char **argv)
 
 /* One field of a tab-separated line: backslash, tab and line breaks
  * escaped as \\, \t, \n and \r. */
-static char *
-escape_field (const char *text)
-{
-  GString *out = g_string_new (NULL);
-
-  for (const char *p = text != NULL ? text : ""; *p != '\0'; p++)
-    switch (*p)
-      {
-      case '\\': g_string_append (out, "\\\\"); break;
-      case '\t': g_string_append (out, "\\t"); break;
-      case '\n': g_string_append (out, "\\n"); break;
-      case '\r': g_string_append (out, "\\r"); break;
-      default:   g_string_append_c (out, *p); break;
-      }
-  return g_string_free (out, FALSE);
-}
-
 static int
 cmd_note_list (int argc, char **argv)
 {
@@ -1114,8 +1097,8 @@ cmd_note_list (int argc, char **argv)
   for (guint i = notes->len; i > 0; i--)
     {
       RelaisNote *note = g_ptr_array_index (notes, i - 1);
-      g_autofree char *author = escape_field (note->author);
-      g_autofree char *text = escape_field (note->text);
+      g_autofree char *author = relaisctl_escape_field (note->author);
+      g_autofree char *text = relaisctl_escape_field (note->text);
 
       g_print ("%s\t%s\t%s\n", note->written_at, author, text);
     }

@@ -472,8 +472,8 @@ format_hlc (guint64 hlc)
 }
 
 /* Backslash, tab and line breaks escaped, as note list does. */
-static char *
-escape_field (const char *text)
+char *
+relaisctl_escape_field (const char *text)
 {
   GString *out = g_string_new (NULL);
 
@@ -658,8 +658,8 @@ cmd_conflicts (int argc, char **argv)
       for (guint j = 0; j < c->values->len; j++)
         {
           RelaisOp *op = g_ptr_array_index (c->values, j);
-          g_autofree char *value = escape_field (op->value);
-          g_autofree char *author = escape_field (op->author);
+          g_autofree char *value = relaisctl_escape_field (op->value);
+          g_autofree char *author = relaisctl_escape_field (op->author);
           g_autofree char *when = format_hlc (op->hlc);
 
           g_print ("\t%u\t%s\t%s\t%s\n", j + 1, value, author, when);

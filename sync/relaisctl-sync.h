@@ -20,6 +20,10 @@ typedef struct {
   char        *(*get_passphrase) (GError **error);
 } RelaisctlSyncContext;
 
+/* A field for relaisctl's tab-separated output: backslash, tab and line
+ * breaks escaped, so that a line is a record whatever a note holds. */
+char       *relaisctl_escape_field (const char *text);
+
 /* Whether @command is one of the sync commands. */
 gboolean    relaisctl_sync_handles (const char *command);
 
