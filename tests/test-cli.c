@@ -11,6 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "relais-test-util.h"
+
 /* relaisctl as a script or an administrator runs it: a real process, its
  * exit status, its stdout and its one line of stderr. */
 
@@ -437,12 +439,8 @@ test_passwd_enrolled (Fixture       *fx,
   g_autofree char *user_id = NULL;
   g_autofree char *second = g_build_filename (fx->dir, "second", NULL);
   g_autofree char *third = g_build_filename (fx->dir, "third", NULL);
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GString) line = g_string_new (NULL);
   g_auto(Run) run = { 0 };
-  GPid pid = 0;
-  int out_fd = -1;
-  char c;
+  GSubprocess *process;
 
   if (server == NULL || !g_file_test (server, G_FILE_TEST_IS_EXECUTABLE))
     {
@@ -454,14 +452,7 @@ test_passwd_enrolled (Fixture       *fx,
   {
     const char *argv[] = { server, "serve", "--store", store, "--listen", "127.0.0.1:0", NULL };
 
-    g_assert_true (g_spawn_async_with_pipes (NULL, (char **) argv, NULL,
-                                             G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDERR_TO_DEV_NULL,
-                                             NULL, NULL, &pid, NULL, &out_fd, NULL, &error));
-    g_assert_no_error (error);
-    while (read (out_fd, &c, 1) == 1 && c != '\n')
-      g_string_append_c (line, c);
-    g_assert_true (g_str_has_prefix (line->str, "relais-server: listening on http://"));
-    url = g_strdup (line->str + strlen ("relais-server: listening on "));
+    process = relais_test_server_spawn (argv, &url);
   }
 
   run_ctl (&run, PASS, "enroll", "--vault", fx->vault, "--server", url, "--code", code);
@@ -494,10 +485,7 @@ test_passwd_enrolled (Fixture       *fx,
   g_assert_cmpint (run.status, ==, 0);
   g_assert_nonnull (strstr (run.out, user_id));
 
-  kill (pid, SIGTERM);
-  waitpid (pid, NULL, 0);
-  g_spawn_close_pid (pid);
-  close (out_fd);
+  relais_test_server_stop (process);
 }
 
 /* passwd killed at every step of replacing the key file: the old or the

@@ -1920,29 +1920,13 @@ static void
 server_start (Server  *s,
               guint16  port)
 {
-  g_autoptr(GError) error = NULL;
   g_autofree char *listen = g_strdup_printf ("127.0.0.1:%u", port);
-  g_autoptr(GDataInputStream) out = NULL;
-  g_autofree char *line = NULL;
-  const char *prefix = "relais-server: listening on ";
+  const char *argv[] = { server_binary (), "serve", "--store", s->store, "--listen", listen,
+                         s->tls_cert != NULL ? "--tls-cert" : NULL, s->tls_cert,
+                         "--tls-key", s->tls_key, NULL };
 
-  if (s->tls_cert != NULL)
-    s->process = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_SILENCE,
-                                   &error, server_binary (), "serve", "--store", s->store,
-                                   "--listen", listen, "--tls-cert", s->tls_cert,
-                                   "--tls-key", s->tls_key, NULL);
-  else
-    s->process = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_SILENCE,
-                                   &error, server_binary (), "serve", "--store", s->store,
-                                   "--listen", listen, NULL);
-  g_assert_no_error (error);
-  out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (s->process));
-  line = g_data_input_stream_read_line (out, NULL, NULL, &error);
-  g_assert_no_error (error);
-  g_assert_nonnull (line);
-  g_assert_true (g_str_has_prefix (line, prefix));
   g_free (s->url);
-  s->url = g_strdup (line + strlen (prefix));
+  s->process = relais_test_server_spawn (argv, &s->url);
   s->port = (guint16) g_ascii_strtoull (strrchr (s->url, ':') + 1, NULL, 10);
   g_assert_cmpuint (s->port, >, 0);
 }

@@ -1374,14 +1374,10 @@ test_server_enrol_rewrap (void)
   g_autofree char *spool1 = NULL;
   g_autofree char *id = NULL;
   g_autoptr(GError) error = NULL;
-  g_autoptr(GString) line = g_string_new (NULL);
   const char *server = g_getenv ("RELAIS_SERVER");
+  GSubprocess *process;
   RelaisVault *v1, *v2;
   RelaisSyncReport report = { 0 };
-  GPid pid = 0;
-  int out_fd = -1;
-  int status = 0;
-  char c;
 
   if (server == NULL || !g_file_test (server, G_FILE_TEST_IS_EXECUTABLE))
     {
@@ -1397,14 +1393,8 @@ test_server_enrol_rewrap (void)
   {
     const char *argv[] = { server, "serve", "--store", store, "--listen", "127.0.0.1:0", NULL };
 
-    g_assert_true (g_spawn_async_with_pipes (NULL, (char **) argv, NULL,
-                                             G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDERR_TO_DEV_NULL,
-                                             NULL, NULL, &pid, NULL, &out_fd, NULL, &error));
-    g_assert_no_error (error);
-    while (read (out_fd, &c, 1) == 1 && c != '\n')
-      g_string_append_c (line, c);
-    g_assert_true (g_str_has_prefix (line->str, "relais-server: listening on http://127.0.0.1:"));
-    url = g_strdup (line->str + strlen ("relais-server: listening on "));
+    process = relais_test_server_spawn (argv, &url);
+    g_assert_true (g_str_has_prefix (url, "http://127.0.0.1:"));
   }
 
   /* The first device makes the user's keys, wrapped by its passphrase. */
@@ -1476,10 +1466,7 @@ test_server_enrol_rewrap (void)
 
   relais_vault_close (v1);
   relais_vault_close (v2);
-  kill (pid, SIGTERM);
-  g_assert_cmpint (waitpid (pid, &status, 0), ==, pid);
-  g_spawn_close_pid (pid);
-  close (out_fd);
+  relais_test_server_stop (process);
   relais_test_rm_rf (parent);
 }
 

@@ -8,7 +8,6 @@
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <string.h>
 
 #include "relais-import.h"
@@ -1277,13 +1276,6 @@ typedef struct {
   char        *url;
 } TestServer;
 
-/* A test that fails stops at once: its server must not outlive it. */
-static void
-die_with_parent (gpointer data)
-{
-  prctl (PR_SET_PDEATHSIG, SIGTERM);
-}
-
 /* @listen: "127.0.0.1:0" for a free port; @cert and @key: HTTPS, or NULL. */
 static TestServer *
 server_start_full (const char *server,
@@ -1294,23 +1286,9 @@ server_start_full (const char *server,
 {
   const char *argv[] = { server, "serve", "--store", store, "--listen", listen,
                          cert != NULL ? "--tls-cert" : NULL, cert, "--tls-key", key, NULL };
-  const char *prefix = "relais-server: listening on ";
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GDataInputStream) out = NULL;
-  g_autofree char *line = NULL;
-  g_autoptr(GSubprocessLauncher) launcher = NULL;
   TestServer *test_server = g_new0 (TestServer, 1);
 
-  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_SILENCE);
-  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
-  test_server->process = g_subprocess_launcher_spawnv (launcher, argv, &error);
-  g_assert_no_error (error);
-  out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (test_server->process));
-  line = g_data_input_stream_read_line_utf8 (out, NULL, NULL, &error);
-  g_assert_no_error (error);
-  g_assert_nonnull (line);
-  g_assert_true (g_str_has_prefix (line, prefix));
-  test_server->url = g_strdup (line + strlen (prefix));
+  test_server->process = relais_test_server_spawn (argv, &test_server->url);
   return test_server;
 }
 
@@ -1325,13 +1303,7 @@ server_start (const char *server,
 static void
 server_stop (TestServer *test_server)
 {
-  g_autoptr(GError) error = NULL;
-
-  g_subprocess_send_signal (test_server->process, SIGTERM);
-  g_assert_true (g_subprocess_wait (test_server->process, NULL, &error));
-  g_assert_no_error (error);
-  g_assert_true (g_subprocess_get_successful (test_server->process));
-  g_object_unref (test_server->process);
+  relais_test_server_stop (test_server->process);
   g_free (test_server->url);
   g_free (test_server);
 }
